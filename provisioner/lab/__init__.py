@@ -1,0 +1,297 @@
+"""The container lab: real Debian 12 hosts as systemd-nspawn containers in network namespaces.
+
+    up(count=2, instance="lab", inventory_path=None) -> list[LabHost]
+    add_host(name, instance="lab") -> LabHost
+    remove_host(name, instance="lab") -> None
+    down(instance="lab") -> None
+    status(instance="lab") -> list[tuple[LabHost, bool]]
+    write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
+
+Each instance has its own subnet 10.199.X.0/24 (bridge pl-INSTANCE on the controller holds .1,
+where apt-cacher-ng listens), state in /var/lib/provision-lab/INSTANCE/state.json, and hosts
+named INSTANCE1..N at .11, .12, ... All need root on Linux (UserError otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import provisioner
+from provisioner.errors import UserError
+
+from . import aptproxy, common, hosts, network, rootfs
+from .common import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
+from .inventory_file import inventory_dict, write_inventory
+
+__all__ = ["LabHost", "up", "add_host", "remove_host", "down", "status", "ensure_base",
+           "write_inventory", "inventory_dict", "known_hosts_path", "default_inventory_path",
+           "KEY_FILE", "DEFAULT_INSTANCE"]
+
+Log = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str
+    user: str = "deploy"
+    key_file: str = str(KEY_FILE)
+    instance: str = DEFAULT_INSTANCE
+    known_hosts: str = ""  # an ssh known_hosts file with this host's (stable) keys
+
+
+def default_inventory_path(instance: str = DEFAULT_INSTANCE) -> Path:
+    if instance == DEFAULT_INSTANCE:
+        return provisioner.PROJECT_ROOT / "inventories" / "lab.yml"
+    return common.instance_dir(instance) / "inventory.yml"
+
+
+def known_hosts_path(instance: str = DEFAULT_INSTANCE) -> Path:
+    return common.instance_dir(instance) / "known_hosts"
+
+
+def _natural(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _labhosts(st: dict) -> list[LabHost]:
+    kh = str(known_hosts_path(st["instance"]))
+    return [LabHost(name=n, address=r["address"], key_file=str(KEY_FILE), instance=st["instance"], known_hosts=kh)
+            for n, r in sorted(st["hosts"].items(), key=lambda kv: _natural(kv[0]))]
+
+
+# --- public API ------------------------------------------------------------------------------
+
+def ensure_base(log: Log = _quiet) -> Path:
+    """Rootfs (built once, cached) and the apt proxy; returns the rootfs path."""
+    common.check_platform()
+    with common.global_lock():
+        aptproxy.ensure(_live_gateways())
+        return rootfs.ensure(log=log)
+
+
+def up(count: int = 2, instance: str = DEFAULT_INSTANCE, inventory_path: str | Path | None = None,
+       log: Log = _quiet) -> list[LabHost]:
+    """Make sure hosts INSTANCE1..INSTANCEcount run (keeps any others); write the inventory."""
+    common.check_platform()
+    common.check_instance(instance)
+    if count < 0:
+        raise UserError(f"bad host count {count}", "use --hosts 1 or more")
+    with common.global_lock():
+        st = _ensure_instance(instance, inventory_path, log)
+        names = [f"{instance}{i}" for i in range(1, count + 1)]
+        _create_hosts(st, [n for n in names if n not in st["hosts"]], log)
+        return _labhosts(st)
+
+
+def add_host(name: str, instance: str = DEFAULT_INSTANCE, log: Log = _quiet) -> LabHost:
+    """Create (or keep, if running) one host named `name` in the instance."""
+    common.check_platform()
+    common.check_instance(instance)
+    common.check_host_name(name)
+    with common.global_lock():
+        st = _ensure_instance(instance, None, log)
+        if name not in st["hosts"]:
+            _create_hosts(st, [name], log)
+        return next(h for h in _labhosts(st) if h.name == name)
+
+
+def remove_host(name: str, instance: str = DEFAULT_INSTANCE) -> None:
+    """Stop and remove one host (idempotent); the instance's network stays until down()."""
+    common.check_platform()
+    common.check_instance(instance)
+    with common.global_lock():
+        st = common.load_state(instance)
+        rec = st["hosts"].get(name) if st else None
+        if rec is None:
+            rec = {"name": name, "dir": str(hosts.host_dir(instance, name)),
+                   "netns": network.netns_name(instance, name),
+                   "cgroups": [str(c) for c in hosts.cgroup_dirs(instance, name)]}
+        hosts.destroy(rec)
+        if st and name in st["hosts"]:
+            del st["hosts"][name]
+            _save(st)
+
+
+def down(instance: str = DEFAULT_INSTANCE) -> None:
+    """Remove everything up() made for the instance; stop the apt proxy if no instance is left."""
+    common.check_platform()
+    common.check_instance(instance)
+    with common.global_lock():
+        _down_locked(instance)
+
+
+def status(instance: str = DEFAULT_INSTANCE) -> list[tuple[LabHost, bool]]:
+    """Hosts recorded for the instance and whether each one's container is running."""
+    common.check_platform()
+    common.check_instance(instance)
+    st = common.load_state(instance)
+    if not st:
+        return []
+    return [(h, hosts.is_running(st["hosts"][h.name])) for h in _labhosts(st)]
+
+
+def instances() -> list[str]:
+    return common.all_instances()
+
+
+# --- internals (global lock held) -------------------------------------------------------------
+
+def _live_gateways(extra: str | None = None) -> list[str]:
+    """Gateways the proxy can bind: those whose bridge exists now."""
+    out = []
+    for inst in common.all_instances():
+        st = common.load_state(inst)
+        if st and st.get("gateway") and network.link_exists(network.bridge_name(inst)):
+            out.append(st["gateway"])
+    if extra:
+        out.append(extra)
+    return sorted(set(out))
+
+
+def _save(st: dict) -> None:
+    """State file, known_hosts and the inventory, all from the state."""
+    instance = st["instance"]
+    lines = []
+    for name, rec in sorted(st["hosts"].items()):
+        lines += hosts.hostkey_lines(name, rec["address"])
+    common.write_atomic(known_hosts_path(instance), "\n".join(lines) + ("\n" if lines else ""))
+    inv = Path(st["inventory"]["path"])
+    write_inventory(_labhosts(st), inv)
+    st["inventory"]["sha256"] = hashlib.sha256(inv.read_bytes()).hexdigest()
+    common.save_state(instance, st)
+
+
+def _recover(instance: str) -> dict | None:
+    """Drop what a crashed or stopped run left behind; keep hosts whose processes still run."""
+    st = common.load_state(instance)
+    kept = {}
+    if st:
+        for name, rec in list(st["hosts"].items()):
+            if hosts.is_running(rec):
+                kept[name] = rec
+            else:
+                hosts.destroy(rec)
+    kept_ns = {r["netns"] for r in kept.values()}
+    kept_veth = {r["veth"] for r in kept.values()}
+    for ns in network.leftover_netns(instance):
+        if ns not in kept_ns:
+            network.delete_host_net(ns, None)
+    for veth in network.leftover_veths(instance):
+        if veth not in kept_veth:
+            network.delete_host_net(None, veth)
+    for cg in hosts.cgroup_dirs(instance):
+        if cg.is_dir():
+            for sub in cg.iterdir():
+                if sub.is_dir() and sub.name not in kept:
+                    hosts.remove_cgroup_tree(sub)
+    hdir = common.instance_dir(instance) / "hosts"
+    if hdir.is_dir():
+        for d in hdir.iterdir():
+            if d.name not in kept:
+                hosts.destroy({"name": d.name, "dir": str(d)})
+    if st:
+        st["hosts"] = kept
+    return st
+
+
+def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
+    aptproxy.ensure(_live_gateways())
+    fs = rootfs.ensure(log=log)
+    st = _recover(instance)
+    if st is None:
+        taken = {s["subnet"] for i in common.all_instances() if i != instance
+                 for s in [common.load_state(i)] if s}
+        subnet = network.pick_subnet(instance, taken)
+        st = {"kind": STATE_KIND, "instance": instance, "subnet": subnet, "gateway": network.gateway(subnet),
+              "bridge": network.bridge_name(instance), "rootfs": str(fs), "created": time.time(),
+              "inventory": {"path": str(Path(inventory_path or default_inventory_path(instance)).absolute())},
+              "hosts": {}}
+    elif inventory_path:
+        st["inventory"]["path"] = str(Path(inventory_path).absolute())
+    st["rootfs"] = str(fs)
+    common.save_state(instance, st)  # from here on a crash leaves a state file to recover from
+    network.ensure_bridge(instance, st["subnet"])
+    hosts.ensure_nspawn_tmpfs()
+    aptproxy.ensure(_live_gateways(st["gateway"]))
+    _save(st)
+    return st
+
+
+def _create_hosts(st: dict, names: list[str], log: Log) -> None:
+    """Create and boot hosts in parallel; on any failure (or Ctrl-C) remove the ones made here."""
+    if not names:
+        _save(st)
+        return
+    instance = st["instance"]
+    made: list[dict] = []
+    t0 = time.monotonic()
+    try:
+        taken = {r["address"] for r in st["hosts"].values()}
+        for name in names:
+            common.check_host_name(name)
+            addr = network.host_address(st["subnet"], instance, name, taken)
+            taken.add(addr)
+            rec = hosts.prepare(instance, name, addr, st["subnet"], Path(st["rootfs"]))
+            rec["rootfs"] = st["rootfs"]
+            made.append(rec)
+            st["hosts"][name] = rec
+        common.save_state(instance, st)
+        for rec in made:
+            hosts.launch(rec)
+        common.save_state(instance, st)
+        with ThreadPoolExecutor(max_workers=len(made)) as ex:
+            waits = list(ex.map(hosts.wait_ready, made))
+        for rec, w in zip(made, waits):
+            rec["ready_seconds"] = round(w, 2)
+            log(f"{rec['name']} ({rec['address']}) ready in {w:.2f} s")
+        log(f"{len(made)} host(s) up in {time.monotonic() - t0:.1f} s")
+        _save(st)
+    except BaseException:
+        for rec in made:
+            try:
+                hosts.destroy(rec)
+            finally:
+                st["hosts"].pop(rec["name"], None)
+        if not st["hosts"]:
+            _down_locked(instance)
+        else:
+            _save(st)
+        raise
+
+
+def _down_locked(instance: str) -> None:
+    st = common.load_state(instance)
+    recs = list(st["hosts"].values()) if st else []
+    if recs:
+        with ThreadPoolExecutor(max_workers=len(recs)) as ex:
+            list(ex.map(hosts.destroy, recs))
+    _recover(instance)  # leftovers not (or no longer) in the state
+    for cg in hosts.cgroup_dirs(instance):
+        hosts.remove_cgroup_tree(cg)
+    hosts.remove_empty_cgroup_parents(instance)
+    network.delete_bridge(instance)
+    idir = common.instance_dir(instance)
+    if st and st.get("inventory", {}).get("path"):
+        inv = Path(st["inventory"]["path"])
+        try:
+            if hashlib.sha256(inv.read_bytes()).hexdigest() == st["inventory"].get("sha256"):
+                inv.unlink()  # only if it is still exactly what we wrote
+        except FileNotFoundError:
+            pass
+    if not common.mounts_under(idir):
+        shutil.rmtree(idir, ignore_errors=True)
+    if not common.all_instances():
+        aptproxy.stop()
+        hosts.release_nspawn_tmpfs()

@@ -1,0 +1,120 @@
+"""apt-cacher-ng as the lab hosts' only way out: a daemon we start and track by PID.
+
+It listens on 127.0.0.1 (rootfs builds) and on the controller-side bridge address of every lab
+instance, forwards only to Debian's mirror (ForceManaged, no CONNECT) and caches .debs under
+/var/cache/provision/apt-cacher-ng so repeat installs are local.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+from . import common
+from .common import CACHE_ROOT, STATE_ROOT
+
+PORT = 3149  # not 3142: a distro apt-cacher-ng started by its package may hold that one
+DIR = STATE_ROOT / "aptproxy"
+CONF_DIR = DIR / "conf"
+STATE = DIR / "state.json"
+LOG_DIR = DIR / "log"
+CACHE_DIR = CACHE_ROOT / "apt-cacher-ng"
+MIRROR = "http://deb.debian.org/debian/"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security/"
+
+_CONF = f"""\
+# written by provision's container lab; the daemon is started with -c {CONF_DIR}
+CacheDir: {CACHE_DIR}
+LogDir: {LOG_DIR}
+SupportDir: /usr/lib/apt-cacher-ng
+SocketPath: {DIR}/socket
+Port: {PORT}
+ReportPage: acng-report.html
+ExThreshold: 4
+Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
+Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; file:backends_debian_security
+ForceManaged: 1
+PassThroughPattern: ^no-passthrough-allowed\\.invalid:443$
+DnsCacheSeconds: 1800
+"""
+
+
+def url_for(address: str) -> str:
+    return f"http://{address}:{PORT}/"
+
+
+def _load() -> dict:
+    try:
+        return json.loads(STATE.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _healthy(st: dict) -> bool:
+    if not common.pid_alive(st.get("pid"), "apt-cacher-ng"):
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def running_pid() -> int | None:
+    st = _load()
+    return st.get("pid") if _healthy(st) else None
+
+
+def ensure(addresses: list[str]) -> int:
+    """Make sure the proxy runs and listens on 127.0.0.1 plus `addresses`; returns its PID.
+
+    Reuses a healthy daemon whose listen set already covers `addresses`; otherwise (re)starts it
+    with the union (the caller holds the global lab lock).
+    """
+    st = _load()
+    want = sorted({"127.0.0.1", *addresses})
+    if _healthy(st) and set(want) <= set(st.get("bind", [])):
+        return st["pid"]
+    stop()
+    CONF_DIR.mkdir(parents=True, exist_ok=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    common.write_atomic(CONF_DIR / "acng.conf", _CONF)
+    common.write_atomic(CONF_DIR / "backends_debian", MIRROR + "\n")
+    common.write_atomic(CONF_DIR / "backends_debian_security", SECURITY_MIRROR + "\n")
+    # apt-cacher-ng drops to its own user when started as root? It does not; still make dirs ours.
+    cmd = ["apt-cacher-ng", "-c", str(CONF_DIR), "ForeGround=1", f"BindAddress={' '.join(want)}",
+           f"Port={PORT}"]
+    with open(DIR / "daemon.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (DIR / "daemon.log").read_text(errors="replace")[-800:]
+            raise RuntimeError(f"apt-cacher-ng exited with {proc.returncode}: {tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", PORT), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.02)
+    else:
+        common.stop_pid(proc.pid, "apt-cacher-ng")
+        raise RuntimeError("apt-cacher-ng did not start listening within 10 s")
+    common.write_atomic(STATE, json.dumps({"pid": proc.pid, "bind": want, "port": PORT}) + "\n")
+    return proc.pid
+
+
+def stop() -> None:
+    """Stop the daemon we started (by its recorded PID); idempotent."""
+    st = _load()
+    pid = st.get("pid")
+    if pid:
+        common.stop_pid(pid, "apt-cacher-ng", timeout=5)
+    try:
+        os.unlink(STATE)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,154 @@
+"""Lab networking: one bridge per instance (controller side .1), one netns + veth per host.
+
+Instance subnets are 10.199.X.0/24. The bridge in the controller's namespace carries only the
+gateway address (where the apt proxy listens); hosts get one address and the subnet route, no
+default route; nothing here touches ip_forward, NAT or the controller's routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+from pathlib import Path
+
+from . import common
+
+SUBNET_BASE = "10.199"
+
+
+def bridge_name(instance: str) -> str:
+    return f"pl-{instance}"  # <= 11 chars (instance <= 8)
+
+
+def veth_name(instance: str, address: str) -> str:
+    return f"pl-{instance}-{address.rsplit('.', 1)[1]}"  # <= 15 chars (IFNAMSIZ)
+
+
+def netns_name(instance: str, host: str) -> str:
+    return f"provlab-{instance}-{host}"
+
+
+def gateway(subnet: str) -> str:
+    return str(ipaddress.ip_network(subnet).network_address + 1)
+
+
+def _routes() -> list[dict]:
+    return json.loads(common.run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]")
+
+
+def pick_subnet(instance: str, taken: set[str]) -> str:
+    """A free 10.199.X.0/24: 'lab' prefers X=1, others a stable hash; skips subnets in use."""
+    pref = 1 if instance == "lab" else 10 + int(hashlib.sha256(instance.encode()).hexdigest(), 16) % 240
+    used_nets = []
+    for r in _routes():
+        dst = r.get("dst", "")
+        if dst and dst != "default" and not r.get("dev", "").startswith("pl-"):
+            try:
+                used_nets.append(ipaddress.ip_network(dst if "/" in dst else dst + "/32", strict=False))
+            except ValueError:
+                pass
+    for i in range(250):
+        x = (pref - 1 + i) % 250 + 1
+        net = ipaddress.ip_network(f"{SUBNET_BASE}.{x}.0/24")
+        if str(net) in taken or any(net.overlaps(u) for u in used_nets):
+            continue
+        return str(net)
+    raise RuntimeError("no free 10.199.X.0/24 subnet for the lab")
+
+
+def host_address(subnet: str, instance: str, host: str, taken: set[str]) -> str:
+    """labN -> .(10+N); any other name -> first free from .250 down."""
+    net = ipaddress.ip_network(subnet)
+    m = re.fullmatch(re.escape(instance) + r"(\d+)", host)
+    if m and 1 <= int(m.group(1)) <= 200:
+        addr = str(net.network_address + 10 + int(m.group(1)))
+        if addr not in taken:
+            return addr
+    for last in range(250, 210, -1):
+        addr = str(net.network_address + last)
+        if addr not in taken:
+            return addr
+    raise RuntimeError(f"no free address for {host} in {subnet}")
+
+
+def link_exists(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+def _no_ipv6(ifname: str) -> None:
+    p = Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
+    if p.exists():
+        p.write_text("1\n")
+
+
+def ensure_bridge(instance: str, subnet: str) -> str:
+    br, gw = bridge_name(instance), gateway(subnet)
+    prefix = ipaddress.ip_network(subnet).prefixlen
+    if not link_exists(br):
+        common.run(["ip", "link", "add", br, "type", "bridge"])
+    _no_ipv6(br)
+    addrs = json.loads(common.run(["ip", "-j", "-4", "addr", "show", "dev", br]).stdout or "[]")
+    have = {a["local"] for i in addrs for a in i.get("addr_info", [])}
+    if gw not in have:
+        common.run(["ip", "addr", "add", f"{gw}/{prefix}", "dev", br])
+    common.run(["ip", "link", "set", br, "up"])
+    return gw
+
+
+def delete_bridge(instance: str) -> None:
+    br = bridge_name(instance)
+    if link_exists(br):
+        common.run(["ip", "link", "del", br], check=False)
+    for veth in leftover_veths(instance):
+        common.run(["ip", "link", "del", veth], check=False)
+
+
+def leftover_veths(instance: str) -> list[str]:
+    pre = f"pl-{instance}-"
+    try:
+        return [n for n in os.listdir("/sys/class/net") if n.startswith(pre)]
+    except FileNotFoundError:
+        return []
+
+
+def netns_list() -> list[str]:
+    try:
+        return sorted(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return []
+
+
+def leftover_netns(instance: str) -> list[str]:
+    return [n for n in netns_list() if n.startswith(f"provlab-{instance}-")]
+
+
+def create_host_net(instance: str, host: str, address: str, subnet: str) -> tuple[str, str]:
+    """netns + veth pair (eth0 inside), address and subnet route only. Returns (netns, veth)."""
+    ns, veth = netns_name(instance, host), veth_name(instance, address)
+    delete_host_net(ns, veth)
+    prefix = ipaddress.ip_network(subnet).prefixlen
+    common.run(["ip", "netns", "add", ns])
+    batch = "\n".join([
+        f"link add {veth} type veth peer name eth0 netns {ns}",
+        f"link set {veth} master {bridge_name(instance)}",
+        f"link set {veth} up",
+    ]) + "\n"
+    common.run(["ip", "-batch", "-"], input=batch)
+    _no_ipv6(veth)
+    inside = "\n".join([
+        "link set lo up",
+        f"addr add {address}/{prefix} dev eth0",
+        "link set eth0 up",
+    ]) + "\n"
+    common.run(["ip", "-n", ns, "-batch", "-"], input=inside)
+    return ns, veth
+
+
+def delete_host_net(ns: str | None, veth: str | None) -> None:
+    if veth and link_exists(veth):
+        common.run(["ip", "link", "del", veth], check=False)
+    if ns and ns in netns_list():
+        common.run(["ip", "netns", "del", ns], check=False)
