@@ -1,0 +1,252 @@
+"""The `provision` command line: deploy, logs, status, run, and the labs."""
+
+from __future__ import annotations
+
+import getpass
+import queue
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+
+from roles.layout import Layout
+
+from . import report
+from .deploy import deploy as run_deploy
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
+from .inventory import Host, default_inventory_path, load_inventory
+from .lab.cli import app as lab_app
+from .ssh import Session, Unreachable
+from .variables import Secret, redact
+from .verify import http_check
+from .vmlab import app as vm_app
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
+app.add_typer(lab_app, name="lab", help="Local container lab: bare Debian 12 hosts (systemd-nspawn).")
+app.add_typer(vm_app, name="vm", help="Vagrant VM lab (libvirt) and its inventory.")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+HostOpt = Annotated[str, typer.Option("--host", "-H", help="Host or group name (comma list; 'all').")]
+InvOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Inventory YAML (Ansible format).")]
+AskPass = Annotated[bool, typer.Option("--ask-become-pass", "-K", help="Ask for the sudo password.")]
+Forks = Annotated[int, typer.Option("--forks", "-f", min=1, help="Hosts worked on at once.")]
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False):
+    """Global options."""
+
+
+def _hosts(host: str, inventory: Optional[Path], ask_become_pass: bool = False) -> list[Host]:
+    inv = load_inventory(inventory or default_inventory_path())
+    for warning in inv.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    hosts = inv.select(host)
+    if ask_become_pass:
+        password = Secret(getpass.getpass("sudo password: "))
+        hosts = [replace(h, become_password=password) for h in hosts]
+    return hosts
+
+
+def _secrets(hosts: list[Host]) -> dict[str, list[str]]:
+    return {h.name: h.vars.secrets() for h in hosts}
+
+
+@app.command()
+def deploy(
+    host: HostOpt,
+    inventory: InvOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Plan only: change nothing; exit 4 if changes are pending.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show unified diffs of files.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable report on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list what is already right, and why.")] = False,
+    forks: Forks = 10,
+    ask_become_pass: AskPass = False,
+):
+    """Make the hosts match the roles: install, configure, restart what changed, verify."""
+    hosts = _hosts(host, inventory, ask_become_pass)
+    state: dict[str, str] = {}
+    with err.status("starting", spinner="dots") as spinner:
+        def progress(name: str, message: str) -> None:
+            state[name] = message
+            spinner.update(" | ".join(f"{h}: {m}" for h, m in state.items()))
+        reports = run_deploy(hosts, forks=forks, check=check, diff=diff, progress=progress)
+    if json_out:
+        print(report.as_json(reports, _secrets(hosts)))
+    else:
+        report.show(console, reports, _secrets(hosts), check=check, verbose=verbose)
+    raise typer.Exit(report.exit_code(reports, check))
+
+
+class Source(str, Enum):
+    nginx = "nginx"
+    uwsgi = "uwsgi"
+    app = "app"
+
+
+def _log_command(host: Host, sources: list[Source], lines: int, follow: bool) -> str:
+    at = Layout.of(host.vars)
+    tail = "tail -F" if follow else "tail"
+    journal = f"journalctl -u {at.unit} -n {lines} -o short-iso --no-pager" + (" -f" if follow else "")
+    parts = []
+    if Source.nginx in sources:
+        parts += [f"{tail} -q -n {lines} {at.access_log} 2>/dev/null | sed -u 's/^/nginx.access | /'",
+                  f"{tail} -q -n {lines} {at.error_log} 2>/dev/null | sed -u 's/^/nginx.error | /'"]
+    if Source.uwsgi in sources or Source.app in sources:
+        parts.append(f"{journal} | sed -u 's/^/{at.unit} | /'")
+    return " & ".join(parts) + " & wait"
+
+
+@app.command()
+def logs(
+    host: HostOpt,
+    inventory: InvOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep streaming until Ctrl-C.")] = False,
+    service: Annotated[Optional[list[Source]], typer.Option("--service", "-s", help="nginx, uwsgi or app (repeatable; default all).")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines of history per log.")] = 20,
+    ask_become_pass: AskPass = False,
+):
+    """Show (or follow) nginx's access and error logs and the app's uWSGI journal, host-prefixed."""
+    hosts = _hosts(host, inventory, ask_become_pass)
+    sources = service or list(Source)
+    out: queue.Queue = queue.Queue()
+    sessions: list[Session] = []
+    width = max(len(h.name) for h in hosts)
+
+    def pump(h: Host) -> None:
+        try:
+            session = Session(h).open()
+            sessions.append(session)
+            hide = h.vars.secrets()
+            for line in session.stream(_log_command(h, sources, lines, follow)):
+                out.put(f"{h.name:<{width}} {redact(line, hide)}")
+        except UserError as e:
+            out.put(e)
+        except (OSError, EOFError):
+            pass  # the stream was closed by Ctrl-C
+        finally:
+            out.put(None)
+
+    threads = [threading.Thread(target=pump, args=(h,), daemon=True) for h in hosts]
+    for t in threads:
+        t.start()
+    failed = 0
+    try:
+        running = len(threads)
+        while running:
+            item = out.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, UserError):
+                failed += 1
+                err.print(f"[red]error:[/] {item.cause}\n  [dim]fix:[/] {item.fix}")
+            else:
+                console.print(item, markup=False, soft_wrap=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s in sessions:
+            s.close()
+    raise typer.Exit(EXIT_UNREACHABLE if failed else 0)
+
+
+def _on_each(hosts: list[Host], forks: int, work):
+    """Run `work(host, session)` on every host in parallel; unreachable hosts give their error."""
+    def one(h: Host):
+        try:
+            with Session(h) as session:
+                return work(h, session)
+        except UserError as e:
+            return e
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
+        return list(pool.map(one, hosts))
+
+
+STATUS_SCRIPT = """\
+echo "nginx: $(systemctl is-active nginx 2>/dev/null) $(dpkg-query -W -f='${{Version}}' nginx 2>/dev/null)"
+echo "uwsgi: $(systemctl is-active {unit} 2>/dev/null) $(dpkg-query -W -f='${{Version}}' uwsgi 2>/dev/null)"
+echo "release: $(basename "$(readlink {current})" 2>/dev/null)"
+echo "health: $({check} 2>&1 | tail -n1)"
+"""
+
+
+@app.command()
+def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
+    """Services, versions, current release and health of each host."""
+    hosts = _hosts(host, inventory, ask_become_pass)
+
+    def look(h: Host, session: Session):
+        v, at = h.vars, Layout.of(h.vars)
+        server = v.server_name.split()[0] if v.server_name != "_" else "localhost"
+        script = STATUS_SCRIPT.format(unit=at.unit, current=at.current,
+                                      check=http_check(v.http_port, server, v.health_path, tries=1))
+        return session.run(script).out
+
+    code = 0
+    for h, result in zip(hosts, _on_each(hosts, forks, look)):
+        console.print(f"[bold]{h.name}[/]")
+        if isinstance(result, UserError):
+            code = EXIT_UNREACHABLE
+            console.print(f"  [red]unreachable:[/] {result.cause}")
+            continue
+        for line in result.splitlines():
+            console.print(f"  {line}", markup=False)
+    raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Forks = 10,
+        ask_become_pass: AskPass = False):
+    """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
+    command = " ".join(ctx.args)
+    if not command:
+        raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")
+    hosts = _hosts(host, inventory, ask_become_pass)
+    results = _on_each(hosts, forks, lambda h, s: s.run(command))
+    code = 0
+    for h, result in zip(hosts, results):
+        if isinstance(result, UserError):
+            code = max(code, EXIT_UNREACHABLE)
+            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {result.cause}")
+            continue
+        style = "green" if result.ok else "red"
+        console.print(f"[bold]{h.name}[/] [{style}]rc={result.rc}[/]")
+        for line in redact(result.out, h.vars.secrets()).splitlines():
+            console.print(f"  {line}", markup=False)
+        if not result.ok:
+            code = max(code, EXIT_FAILED)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        code = app(standalone_mode=False)
+    except UserError as e:
+        err.print(f"[red]error:[/] {e.cause}")
+        if e.fix:
+            err.print(f"  [dim]fix:[/] {e.fix}")
+        if debug:
+            raise
+        code = e.code
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        code = EXIT_INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        code = e.exit_code
+    except Exception as e:  # a bug, not the user's doing
+        if debug:
+            raise
+        err.print(f"[red]internal error:[/] {type(e).__name__}: {e} (run again with --debug for the traceback)")
+        code = EXIT_FAILED
+    sys.exit(code or 0)

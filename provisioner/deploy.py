@@ -1,0 +1,147 @@
+"""One deploy, per host: declare -> probe -> plan -> apply -> handlers -> verify. Hosts in parallel.
+
+Remote round trips for a host with nothing to do: the probe and the final verify, on one channel.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from roles import ROLES
+from roles.layout import Layout
+
+from . import facts
+from .apply import StepResult, apply_changes
+from .errors import UserError
+from .handlers import Handler, HandlerResult, run_handlers
+from .inventory import Host
+from .plan import Plan, make_plan
+from .resources import Resource
+from .ssh import Session, Unreachable
+from .verify import verify_site
+
+LOCK_FILE = "/run/lock/provision-deploy.lock"
+LOCKED = 75
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class HostReport:
+    """What happened on one host; `status` is ok, changed, pending (check mode), failed or unreachable."""
+
+    host: str
+    status: str = "ok"
+    plan: Plan | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    handlers: list[HandlerResult] = field(default_factory=list)
+    verified: str = ""
+    error: str = ""
+    fix: str = ""
+    details: str = ""
+    seconds: float = 0.0
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("ok", "changed", "pending")
+
+    @property
+    def changed_count(self) -> int:
+        if self.steps:
+            return sum(1 for s in self.steps if s.status == "changed")
+        return len(self.plan.changes) if self.plan else 0
+
+
+def declare(host: Host) -> tuple[list[Resource], list[Handler]]:
+    """The desired state of a host: every role's resources and handlers, in role order."""
+    resources: list[Resource] = []
+    handlers: list[Handler] = []
+    for role in ROLES:
+        resources.extend(role.resources(host.vars))
+        handlers.extend(role.handlers(host.vars))
+    return resources, handlers
+
+
+def _lock(timeout: int) -> str:
+    """Main-shell statements: hold the host's deploy lock for as long as this connection lives."""
+    owner = f"{getpass.getuser()}@{socket.gethostname()} since $(date '+%F %T')"
+    return (f"exec 9>>{LOCK_FILE}; if flock -w {timeout} 9; then PROVISION_LOCKED=1; "
+            f"echo \"{owner}\" > {LOCK_FILE}.owner; else PROVISION_LOCKED=; fi")
+
+
+def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
+                progress: Progress = lambda h, m: None) -> HostReport:
+    report = HostReport(host.name)
+    started = time.monotonic()
+    try:
+        resources, handlers = declare(host)
+        progress(host.name, "connecting")
+        with Session(host, report.metrics) as session:
+            progress(host.name, "reading facts")
+            probe = session.run(
+                f"[ -n \"$PROVISION_LOCKED\" ] || {{ cat {LOCK_FILE}.owner 2>/dev/null; exit {LOCKED}; }}\n"
+                + facts.probe_script(resources, want_diff=diff),
+                in_main_shell=_lock(host.vars.deploy_lock_timeout))
+            if probe.rc == LOCKED:
+                raise UserError(f"another deploy is running on {host.name} (by {probe.out.strip() or 'unknown'})",
+                                "wait for it to finish, or set deploy_lock_timeout to wait for it")
+            system, found = facts.parse(probe.out, resources)
+            report.plan = plan = make_plan(resources, system, found, want_diff=diff)
+            if check:
+                report.status = "pending" if plan.changes else "ok"
+                return report
+            if plan.changes:
+                progress(host.name, f"applying {len(plan.changes)} change(s)")
+                report.steps = apply_changes(session, plan.changes)
+                progress(host.name, "running handlers")
+                report.handlers = run_handlers(session, handlers, report.steps)
+            failed_step = next((s for s in report.steps if s.status == "failed"), None)
+            failed_handler = next((h for h in report.handlers if h.failed), None)
+            if failed_step:
+                report.status, report.error = "failed", f"{failed_step.decision.resource.label()}: change failed"
+                report.details = failed_step.output
+                return report
+            if failed_handler:
+                report.status = "failed"
+                report.error = f"handler '{failed_handler.handler.name}' {failed_handler.message}"
+                report.details = "\n".join(filter(None, (failed_handler.output, failed_handler.explanation)))
+                return report
+            progress(host.name, "verifying")
+            _verify(session, host, report)
+    except Unreachable as e:
+        report.status, report.error, report.fix = "unreachable", e.cause, e.fix
+    except UserError as e:
+        report.status, report.error, report.fix = "failed", e.cause, e.fix
+    finally:
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _verify(session: Session, host: Host, report: HostReport) -> None:
+    v = host.vars
+    at = Layout.of(v)
+    server = v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
+    explain = (f"echo '--- {at.error_log}'; tail -n 15 {at.error_log} 2>/dev/null; "
+               f"echo '--- journal of {at.unit}'; journalctl -u {at.unit} -n 15 --no-pager -o cat")
+    ok, answer, logs = verify_site(session, v.http_port, server, v.health_path, explain)
+    report.verified = answer
+    if ok:
+        report.status = "changed" if report.changed_count else "ok"
+    else:
+        report.status = "failed"
+        report.error = f"{v.health_path} through nginx on port {v.http_port} failed: {answer}"
+        report.details = logs
+
+
+def deploy(hosts: list[Host], *, forks: int = 10, check: bool = False, diff: bool = False,
+           progress: Progress = lambda h, m: None) -> list[HostReport]:
+    """Deploy to every host, at most `forks` at once; one host's failure never stops the others."""
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
+        futures = [pool.submit(deploy_host, h, check=check, diff=diff, progress=progress) for h in hosts]
+        return [f.result() for f in futures]

@@ -1,0 +1,23 @@
+"""Plan: desired state vs facts, computed locally. Every resource gets a Decision with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .resources import Decision, Resource, SystemFacts
+
+
+@dataclass
+class Plan:
+    decisions: list[Decision]
+
+    @property
+    def changes(self) -> list[Decision]:
+        return [d for d in self.decisions if d.changed]
+
+    def notified(self) -> set[str]:
+        return {name for d in self.changes for name in d.resource.notify}
+
+
+def make_plan(resources: list[Resource], system: SystemFacts, facts: list, want_diff: bool = False) -> Plan:
+    return Plan([r.decide(f, system, want_diff) for r, f in zip(resources, facts)])

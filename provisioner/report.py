@@ -1,0 +1,93 @@
+"""Report: what happened, per host, for a person (rich) or a program (--json). Secrets are masked."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from .deploy import HostReport
+from .errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
+from .variables import redact
+
+STYLE = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "bold red",
+         "unreachable": "bold magenta"}
+
+
+def exit_code(reports: list[HostReport], check: bool) -> int:
+    statuses = {r.status for r in reports}
+    if "failed" in statuses:
+        return EXIT_FAILED
+    if "unreachable" in statuses:
+        return EXIT_UNREACHABLE
+    if check and "pending" in statuses:
+        return EXIT_CHANGES_PENDING
+    return EXIT_OK
+
+
+def show(console: Console, reports: list[HostReport], secrets: dict[str, list[str]], *,
+         check: bool, verbose: bool) -> None:
+    for r in reports:
+        hide = secrets.get(r.host, [])
+        console.print(Text.assemble((f"{r.host}", "bold"), "  ", (r.status.upper(), STYLE[r.status]),
+                                    f"  ({r.seconds:.2f} s)"))
+        if r.plan:
+            steps = {id(s.decision): s for s in r.steps}
+            for d in r.plan.decisions:
+                step = steps.get(id(d))
+                if not d.changed:
+                    if verbose:
+                        console.print(f"  [green]ok[/]       {escape(d.resource.label())}  [dim]{escape(d.reason)}[/]")
+                    continue
+                status = "would change" if check else (step.status if step else "skipped")
+                style = {"changed": "yellow", "would change": "yellow", "failed": "red"}.get(status, "dim")
+                console.print(f"  [{style}]{status:<8}[/] {escape(d.resource.label())}  "
+                              f"[dim]{escape(redact(d.reason, hide))}[/]")
+                if d.diff:
+                    console.print(Text(redact(d.diff, hide), style="cyan"), end="")
+            ok = sum(1 for d in r.plan.decisions if not d.changed)
+            if not verbose and ok:
+                console.print(f"  [green]ok[/]       {ok} resource(s) already as wanted [dim](-v shows why)[/]")
+        for h in r.handlers:
+            style = "red" if h.failed else "blue"
+            console.print(f"  [{style}]handler[/]  {escape(h.handler.name)}: {escape(redact(h.message, hide))}")
+        if r.verified and r.status != "failed":
+            console.print(f"  [green]verified[/] {escape(redact(r.verified, hide))}")
+        if r.error:
+            console.print(f"  [red]error:[/] {escape(redact(r.error, hide))}")
+            if r.fix:
+                console.print(f"  [dim]fix:[/]   {escape(r.fix)}")
+        if r.details:
+            for line in redact(r.details, hide).strip().splitlines()[-40:]:
+                console.print(Text("    | " + line, style="dim"))
+    counts = {s: sum(1 for r in reports if r.status == s) for s in STYLE}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    changed = sum(r.changed_count for r in reports)
+    console.print(f"[bold]summary:[/] {len(reports)} host(s): {summary}; "
+                  f"{changed} change(s) {'pending' if check else 'made'}")
+
+
+def as_json(reports: list[HostReport], secrets: dict[str, list[str]]) -> str:
+    out = []
+    for r in reports:
+        hide = secrets.get(r.host, [])
+        steps = {id(s.decision): s for s in r.steps}
+        resources = []
+        for d in (r.plan.decisions if r.plan else []):
+            step = steps.get(id(d))
+            status = "ok" if not d.changed else (step.status if step else ("pending" if r.status == "pending"
+                                                                            else "skipped"))
+            resources.append({"resource": d.resource.label(), "status": status, "reason": redact(d.reason, hide),
+                              "diff": redact(d.diff, hide) if d.diff else None,
+                              "output": redact(step.output, hide) if step and step.status == "failed" else None})
+        out.append({
+            "host": r.host, "status": r.status, "changed": r.changed_count, "seconds": round(r.seconds, 3),
+            "resources": resources,
+            "handlers": [{"name": h.handler.name, "status": h.status, "message": redact(h.message, hide)}
+                         for h in r.handlers],
+            "verified": redact(r.verified, hide), "error": redact(r.error, hide) or None, "fix": r.fix or None,
+            "details": redact(r.details, hide) or None, "remote": r.metrics,
+        })
+    return json.dumps({"hosts": out}, indent=2)

@@ -1,0 +1,28 @@
+"""nginx in front: our site in sites-available, enabled by a link, Debian's default site gone.
+
+Every change is checked with `nginx -t` before a reload; a config that fails is rolled back and
+never goes live. A running nginx is reloaded, never restarted.
+"""
+
+from provisioner.handlers import Handler
+from provisioner.resources import Absent, Link, Packages, Service, Template
+
+from .app import context
+from .layout import Layout
+
+
+def resources(v):
+    at = Layout.of(v)
+    yield Packages(("nginx",), cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield Template(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
+    yield Link(at.site_enabled, at.site_available, notify=("reload nginx",))
+    yield Absent("/etc/nginx/sites-enabled/default", notify=("reload nginx",))
+    yield Service("nginx")
+
+
+def handlers(v):
+    return [Handler(
+        "reload nginx",
+        check="nginx -t -q",
+        run="if systemctl is-active -q nginx; then systemctl reload nginx; else systemctl start nginx; fi",
+    )]

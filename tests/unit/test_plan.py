@@ -1,0 +1,191 @@
+"""The planner, with data fixtures: facts in (as a host prints them), decisions out, with reasons.
+
+The second half runs the generated probe and change scripts with the local `sh` against a temp
+directory: the same shell the host runs, so "probe -> decide -> apply -> probe again is ok" and
+"a failed check rolls back" are proven, not assumed.
+"""
+
+import getpass
+import grp
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from provisioner import facts
+from provisioner.apply import apply_script, parse_results, restore_script
+from provisioner.handlers import CHECK_FAILED, ROLLED_BACK, Handler, handler_script
+from provisioner.plan import make_plan
+from provisioner.resources import RUN_DIR, Absent, Directory, File, Link, Packages, Service, SystemFacts
+
+pytestmark = pytest.mark.unit
+
+FRESH = SystemFacts(os_id="debian", os_version="12", codename="bookworm", machine="x86_64", now=1000,
+                    apt_lists_age=None)
+USER = getpass.getuser()
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+def decide(resource, probe_output, system=FRESH, want_diff=False):
+    return resource.decide(resource.parse(probe_output), system, want_diff)
+
+
+# -- fixtures: facts in, plan out ------------------------------------------------------------------
+
+def test_packages_missing_on_fresh_host_updates_lists_first():
+    d = decide(Packages(("nginx", "uwsgi")), "")
+    assert d.changed
+    assert "not installed: nginx, uwsgi" in d.reason and "apt lists are missing" in d.reason
+    assert "apt-get -o DPkg::Lock::Timeout=300 -q update" in d.script
+    assert d.script.rstrip().endswith("install --no-install-recommends nginx uwsgi")
+
+
+def test_packages_installed_is_ok_and_says_versions():
+    d = decide(Packages(("nginx",)), "nginx 1.22.1-9+deb12u11 installed\n")
+    assert not d.changed
+    assert d.reason == "installed: nginx 1.22.1-9+deb12u11"
+
+
+def test_packages_fresh_lists_skip_update_and_removed_package_counts_as_missing():
+    recent = SystemFacts(now=1000, apt_lists_age=60)
+    d = decide(Packages(("nginx", "uwsgi"), cache_valid_time=3600), "nginx 1.22 installed\nuwsgi 2.0 config-files\n",
+               recent)
+    assert d.changed and d.reason == "not installed: uwsgi"
+    assert "update" not in d.script
+
+
+def test_file_same_content_is_ok_with_reason():
+    f = File("/etc/x.conf", "hello\n", mode="0644")
+    import hashlib
+    digest = hashlib.sha256(b"hello\n").hexdigest()
+    d = decide(f, f"file 644 root root {digest}")
+    assert not d.changed
+    assert d.reason == "content, mode 0644 and owner root:root as wanted"
+
+
+def test_file_mode_drift_fixes_mode_only():
+    import hashlib
+    digest = hashlib.sha256(b"x").hexdigest()
+    d = decide(File("/etc/x", "x", mode="0640"), f"file 644 root root {digest}")
+    assert d.changed and d.reason == "mode 0644 -> 0640"
+    assert d.script.strip() == "chmod 0640 /etc/x"
+
+
+def test_file_diff_shows_old_and_new_but_never_secrets():
+    import base64
+    import hashlib
+    old = "a\nb\n"
+    fact = f"file 644 root root {hashlib.sha256(old.encode()).hexdigest()}\n{base64.b64encode(old.encode()).decode()}"
+    d = decide(File("/etc/x", "a\nc\n"), fact, want_diff=True)
+    assert "-b\n" in d.diff and "+c\n" in d.diff
+    s = decide(File("/etc/env", "TOKEN=s3cr3t\n", secret=True), fact, want_diff=True)
+    assert "s3cr3t" not in s.diff and "hidden" in s.diff
+
+
+def test_link_and_absent_decisions():
+    assert not decide(Link("/a", "/b"), "link /b").changed
+    d = decide(Link("/a", "/b"), "link /c")
+    assert d.changed and d.reason == "points at /c; wanted -> /b" and d.backup == ("/a",)
+    assert decide(Absent("/etc/nginx/sites-enabled/default"), "absent").reason == "already absent"
+    assert decide(Absent("/x"), "link /y").changed
+    assert decide(Absent("/d"), "dir 755 root root").script.startswith("echo 'refusing")
+
+
+def test_service_states():
+    assert decide(Service("nginx"), "enabled active").reason == "enabled and running"
+    d = decide(Service("nginx"), "disabled inactive")
+    assert d.reason == "not enabled (disabled), not running (inactive)"
+
+
+def test_probe_output_is_split_per_resource():
+    resources = [Packages(("nginx",)), Service("nginx")]
+    out = ("@@provision-fact system\ndebian 12 bookworm x86_64 5000\n4000\n"
+           "@@provision-fact 0\nnginx 1.22 installed\n@@provision-fact 1\nenabled active\n")
+    system, found = facts.parse(out, resources)
+    assert (system.os_id, system.os_version, system.machine, system.apt_lists_age) == ("debian", "12", "x86_64", 1000)
+    plan = make_plan(resources, system, found)
+    assert plan.changes == [] and plan.notified() == set()
+
+
+def test_notified_handlers_come_from_changes_only():
+    resources = [Link("/a", "/b", notify=("reload nginx",)), Absent("/c", notify=("restart app",))]
+    plan = make_plan(resources, FRESH, [r.parse(o) for r, o in zip(resources, ["absent", "absent"])])
+    assert plan.notified() == {"reload nginx"}
+
+
+# -- the generated shell, run for real -------------------------------------------------------------
+
+def sh(script: str, run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script.replace(RUN_DIR, str(run_dir))], capture_output=True, text=True)
+
+
+def apply(resources, run_dir):
+    """Probe, plan and apply like a deploy does, with the local shell as the host."""
+    probes = [sh(r.probe(), run_dir).stdout for r in resources]
+    decisions = [decide(r, out) for r, out in zip(resources, probes)]
+    changes = [d for d in decisions if d.changed]
+    done = sh(apply_script(changes, {}, str(run_dir / "uploads")), run_dir)
+    steps = parse_results(done.stdout, changes)
+    assert [s.status for s in steps] == ["changed"] * len(changes), done.stdout + done.stderr
+    return decisions, steps
+
+
+def test_file_link_directory_converge_then_report_ok(tmp_path):
+    run_dir = tmp_path / "run"
+    target = tmp_path / "conf" / "site"
+    wanted = [Directory(str(target.parent), mode="0750", owner=USER, group=GROUP),
+              File(str(target), "server {}\n", mode="0640", owner=USER, group=GROUP),
+              Link(str(tmp_path / "enabled"), str(target)),
+              Absent(str(tmp_path / "default"))]
+    (tmp_path / "default").write_text("old default")
+    decisions, _ = apply(wanted, run_dir)
+    assert [d.changed for d in decisions] == [True, True, True, True]
+    assert target.read_text() == "server {}\n" and oct(target.stat().st_mode & 0o777) == "0o640"
+    assert os.readlink(tmp_path / "enabled") == str(target)
+    assert not (tmp_path / "default").exists()
+    assert not list(target.parent.glob(".*provision-tmp")), "the temp file must be renamed away"
+    again, _ = apply(wanted, run_dir)
+    assert [d.changed for d in again] == [False] * 4, [d.reason for d in again]
+
+
+def test_failed_check_rolls_back_every_notifying_change(tmp_path):
+    run_dir = tmp_path / "run"
+    site, default = tmp_path / "site", tmp_path / "default"
+    site.write_text("good\n")
+    default.write_text("default site\n")
+    _, steps = apply([File(str(site), "bad\n", owner=USER, group=GROUP, notify=("reload",)),
+                      Absent(str(default), notify=("reload",))], run_dir)
+    assert site.read_text() == "bad\n" and not default.exists()
+    rollback = "\n".join(restore_script(i, s.decision) for i, s in enumerate(steps))
+    reloaded = tmp_path / "reloaded"
+    handler = Handler("reload", check=f"grep -q good {site}", run=f"touch {reloaded}")
+    result = sh(handler_script(handler, rollback), run_dir)
+    assert result.returncode == CHECK_FAILED
+    assert site.read_text() == "good\n", "the previous file is back"
+    assert default.read_text() == "default site\n"
+    assert not reloaded.exists(), "a failed check never runs the action"
+
+
+def test_failed_verify_restores_and_reruns(tmp_path):
+    run_dir = tmp_path / "run"
+    current = tmp_path / "current"
+    os.symlink("releases/one", current)
+    _, steps = apply([Link(str(current), "releases/two", notify=("restart",))], run_dir)
+    assert os.readlink(current) == "releases/two"
+    handler = Handler("restart", run="true", verify=f"[ \"$(readlink {current})\" = releases/one ]",
+                      explain="echo 'app failed to import'")
+    result = sh(handler_script(handler, restore_script(0, steps[0].decision)), run_dir)
+    assert result.returncode == ROLLED_BACK
+    assert os.readlink(current) == "releases/one"
+    assert "app failed to import" in result.stdout
+
+
+def test_a_failing_change_stops_the_rest(tmp_path):
+    run_dir = tmp_path / "run"
+    changes = [decide(r, "absent") for r in (Link(str(tmp_path / "a"), "x"), Directory(str(tmp_path / "no/such/deep"),
+                                                                                        owner="no-such-user"))]
+    changes.append(decide(Link(str(tmp_path / "c"), "y"), "absent"))
+    done = sh(apply_script(changes, {}, str(run_dir / "up")), run_dir)
+    assert [s.status for s in parse_results(done.stdout, changes)] == ["changed", "failed", "skipped"]
+    assert not (tmp_path / "c").exists()
