@@ -1,0 +1,587 @@
+"""Settings: the schema of every inventory variable (docs/settings.md), validation and secrets.
+
+`resolve()` turns the merged raw vars of one host into a typed, validated, defaults-filled `Vars`.
+Every mistake a user can make in a value is a `UserError` naming the setting, the host and, when the
+inventory tells us (`RawVars.origins`), the file and line it was written at.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+import provisioner
+from provisioner.errors import UserError
+
+MASK = "******"
+
+
+class Secret(str):
+    """A string that is never shown: its repr is masked and `redact()` removes it from output."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Secret('{MASK}')"
+
+
+# --- YAML ----------------------------------------------------------------------------------------
+
+
+class LineMap(dict):
+    """A YAML mapping that remembers the (1-based) line each key was written on: `.lines[key]`."""
+
+    lines: dict
+
+
+class InventoryLoader(yaml.SafeLoader):
+    """SafeLoader + `!secret` (-> Secret), `!unsafe` (a plain string; Ansible's tag), a clear refusal of
+    `!vault`, and mappings that remember their keys' lines. `.duplicates` lists (key, line) of keys
+    written twice in one mapping (the later one wins, as in Ansible)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[tuple[Any, int]] = []
+
+
+def _construct_map(loader: InventoryLoader, node: yaml.MappingNode):
+    data = LineMap()
+    yield data
+    data.lines, seen = {}, set()
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        if key in seen:
+            loader.duplicates.append((key, key_node.start_mark.line + 1))
+        seen.add(key)
+        data.lines[key] = key_node.start_mark.line + 1
+    data.update(loader.construct_mapping(node))
+
+
+def _construct_secret(loader: InventoryLoader, node: yaml.Node) -> Secret:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!secret marks a single value, not a list or a mapping", node.start_mark)
+    return Secret(loader.construct_scalar(node))
+
+
+def _refuse_vault(loader: InventoryLoader, node: yaml.Node):
+    raise yaml.constructor.ConstructorError(
+        None, None, "Ansible Vault values (!vault) are not supported; write the value with !secret instead",
+        node.start_mark)
+
+
+InventoryLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+InventoryLoader.add_constructor("!secret", _construct_secret)
+InventoryLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+InventoryLoader.add_constructor("!vault", _refuse_vault)
+
+
+# --- kinds of values -----------------------------------------------------------------------------
+
+
+class Invalid(ValueError):
+    """A value does not fit its kind; the message, if any, says more than the kind's description."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    desc: str                        # "an integer >= 1": completes "setting X of host Y must be ..."
+    check: Callable[[Any], Any]      # the typed value, or raises Invalid
+    example: str = ""                # for the fix: "write it like `name: example`"
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    raise Invalid()
+
+
+def integer(lo: int, hi: int | None = None, desc: str = "") -> Kind:
+    def check(value: Any) -> int:
+        number = _integer(value)
+        if number < lo or (hi is not None and number > hi):
+            raise Invalid()
+        return number
+    desc = desc or (f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}")
+    return Kind(desc, check)
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise Invalid()
+
+
+def text(desc: str, pattern: str, example: str, *, numbers: bool = False, maxlen: int = 255,
+         join: str | None = None) -> Kind:
+    """A string matching `pattern`; `numbers` accepts an unquoted YAML number (10 -> '10'),
+    `join` accepts a YAML list and joins its items with that separator."""
+    regex = re.compile(pattern)
+
+    def check(value: Any) -> str:
+        if join is not None and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = join.join(value)
+        if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or len(value) > maxlen or not regex.fullmatch(value):
+            raise Invalid()
+        return value
+    return Kind(desc, check, example)
+
+
+def _no_dotdot(kind: Kind) -> Kind:
+    def check(value: Any) -> str:
+        value = kind.check(value)
+        if ".." in value.split("/"):
+            raise Invalid("'..' is not allowed")
+        return value
+    return Kind(kind.desc, check, kind.example)
+
+
+def _socket_path(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[\w.-]*:\d+", value):
+        raise Invalid("uWSGI listens on a unix socket only: a TCP socket would expose it to the network")
+    return ABS_PATH.check(value)
+
+
+def _chmod(value: Any) -> str:
+    mode = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    mode = mode[1:] if len(mode) == 4 and mode.startswith("0") else mode
+    if not re.fullmatch(r"[67][0-7][0-7]", mode):
+        hint = "; quote it in YAML: unquoted 0660 is read as the number 432" if isinstance(value, int) else ""
+        raise Invalid(f"the owner digit must be 6 or 7{hint}")
+    return mode
+
+
+def _env(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid()
+    env = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise Invalid(f"{key!r} is not an environment variable name")
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif item is None:
+            item = ""
+        elif isinstance(item, (int, float)):
+            item = str(item)
+        if not isinstance(item, str):
+            raise Invalid(f"the value of {key} must be a string, got a {type(item).__name__}")
+        if "\n" in item or "\r" in item or "\0" in item:
+            raise Invalid(f"the value of {key} contains a line break (the environment file is one line a variable)")
+        env[key] = item
+    return env
+
+
+def _packages(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Invalid()
+    for name in value:
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", name):
+            raise Invalid(f"{name!r} is not a Debian package name")
+    return list(value)
+
+
+def _controller_path(value: Any) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise Invalid()
+    return Path(value).expanduser()   # made absolute by resolve(): relative to the inventory file
+
+
+def _str_only(value: Any, numbers: bool = False) -> str:
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise Invalid()
+    return value
+
+
+def _optional(kind: Kind) -> Kind:
+    return Kind(kind.desc, lambda value: None if value is None else kind.check(value), kind.example)
+
+
+_SEGMENT = r"[A-Za-z0-9._+@-]+"
+_NAME = r"[a-z_][a-z0-9_-]*"
+_URL_PATH = r"/[A-Za-z0-9._~!$&()*+,=:@%/-]*"
+
+INT = integer(0, desc="an integer >= 0")
+POSITIVE = integer(1)
+PORT = integer(1, 65535)
+SECONDS = Kind(POSITIVE.desc, POSITIVE.check, "65")
+BOOL = Kind("true or false", _boolean, "true")
+APP_NAME = text("an identifier [a-z][a-z0-9_]* of at most 32 characters", r"[a-z][a-z0-9_]*", "model_api",
+                maxlen=32)
+UNIX_NAME = text("a user or group name [a-z_][a-z0-9_-]* of at most 32 characters", _NAME, "model_api", maxlen=32)
+PY_IDENT = text("a python identifier", r"[A-Za-z_][A-Za-z0-9_]*", "app")
+DOTTED = text("a dotted python module name", r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", "model_api.wsgi")
+ABS_PATH = _no_dotdot(text("an absolute path", rf"(/{_SEGMENT})+", "/srv/model_api"))
+REL_PATH = _no_dotdot(text("a relative path", rf"{_SEGMENT}(/{_SEGMENT})*", "static"))
+URL_PATH = text("a URL path starting with /", _URL_PATH, "/healthz")
+URL_DIR = text("a URL path starting and ending with /", rf"{_URL_PATH}/|/", "/static/")
+SERVER_NAMES = text("host names separated by spaces (or _ for any)", r"[A-Za-z0-9_.*-]+( +[A-Za-z0-9_.*-]+)*",
+                    "api.example.com www.example.com", join=" ")
+NGINX_TIME = text("an nginx time like 7d, 12h, 30m or off", r"off|max|epoch|(\d+(ms|s|m|h|d|w|M|y)?)+", "7d",
+                  numbers=True)
+NGINX_SIZE = text("an nginx size like 10m, 512k or 1g", r"\d+[kKmMgG]?", "10m", numbers=True)
+RAW = Kind("a string", lambda value: "" if value is None else _str_only(value), "|\n  location /x { ... }")
+SOCKET = Kind("the absolute path of a unix socket", _socket_path, "/run/model_api/uwsgi.sock")
+MODE = Kind("an octal mode like '660' or '666'", _chmod, "'660'")
+OWNER = text("user:group", rf"{_NAME}:{_NAME}", "model_api:www-data")
+PLUGINS = text("uWSGI plugin names separated by commas", r"([a-z0-9_]+( *, *[a-z0-9_]+)*)?", "python3", join=",")
+ENV = Kind("a mapping of environment variable names to strings", _env, "{LOG_LEVEL: info}")
+PACKAGES = Kind("a list of Debian package names", _packages, "[curl, htop]")
+CONTROLLER_DIR = Kind("a directory on this machine", _controller_path, "examples/model_api")
+KEY_FILE = _optional(Kind("a file on this machine", _controller_path, "~/.ssh/id_ed25519"))
+HOST = text("a host name or address", r"[^\s,/]+", "203.0.113.10")
+SSH_USER = text("a user name", r"[^\s:@/]+", "deploy")
+PASSWORD = _optional(Kind("a string", lambda value: Secret(_str_only(value, numbers=True)), "!secret s3cr3t"))
+
+
+def _local_user(values: dict) -> str:
+    try:
+        return getpass.getuser()
+    except Exception:   # no $USER and no passwd entry (e.g. a bare container)
+        raise UserError("cannot tell the local user name to log in as",
+                        "set ansible_user in the inventory (e.g. all.vars: ansible_user: deploy)") from None
+
+
+def _read_timeout(values: dict) -> int:
+    return values["uwsgi_harakiri"] + 5 if values["uwsgi_harakiri"] else 60
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: Kind
+    default: Any    # a value; a str with {other} is filled from other's final value; a callable computes it
+    conf: bool      # written into an ini/nginx/unit file: refused if it contains newline ; { } #
+    doc: str
+
+
+S = Setting
+# One line a setting, in dependency order (a templated or computed default follows what it uses).
+SETTINGS: tuple[Setting, ...] = (
+    S("app_name", APP_NAME, "model_api", True, "names the site, unit, user, paths"),
+    S("app_source", CONTROLLER_DIR, "examples/model_api", False, "the app directory shipped as a release"),
+    S("app_module", DOTTED, "model_api.wsgi", True, "uWSGI module"),
+    S("app_callable", PY_IDENT, "app", True, "uWSGI callable"),
+    S("app_requirements", REL_PATH, "requirements.txt", False, "relative to app_source; installed into the venv"),
+    S("app_user", UNIX_NAME, "{app_name}", True, "system user the app runs as; never root"),
+    S("app_group", UNIX_NAME, "{app_user}", True, "system group of the app"),
+    S("app_root", ABS_PATH, "/srv/{app_name}", True, "releases under {app_root}/releases/ID, current link"),
+    S("app_env", ENV, {}, False, "environment of the app (EnvironmentFile, mode 0640)"),
+    S("keep_releases", POSITIVE, 3, False, "old releases pruned"),
+    S("health_path", URL_PATH, "/healthz", True, "checked through nginx after every deploy"),
+    S("server_name", SERVER_NAMES, "_", True, "nginx server_name"),
+    S("http_port", PORT, 80, True, "nginx listen port"),
+    S("static_url", URL_DIR, "/static/", True, "served by nginx from the release"),
+    S("static_dir", REL_PATH, "static", True, "relative to app_source"),
+    S("static_expires", NGINX_TIME, "7d", True, "nginx expires for static files"),
+    S("client_max_body_size", NGINX_SIZE, "10m", True, "nginx client_max_body_size"),
+    S("nginx_extra_config", RAW, "", False, "raw nginx text inside the server block (trusted)"),
+    S("uwsgi_processes", POSITIVE, 2, True, "uWSGI processes"),
+    S("uwsgi_threads", POSITIVE, 2, True, "uWSGI threads per process"),
+    S("uwsgi_socket", SOCKET, "/run/{app_name}/uwsgi.sock", True, "unix socket only"),
+    S("uwsgi_chmod_socket", MODE, "660", True, "666 only if asked"),
+    S("uwsgi_chown_socket", OWNER, "{app_user}:www-data", True, "owner of the socket"),
+    S("uwsgi_master", BOOL, True, True, "uWSGI master"),
+    S("uwsgi_vacuum", BOOL, True, True, "remove the socket on exit"),
+    S("uwsgi_die_on_term", BOOL, True, True, "the unit stops uWSGI with SIGTERM"),
+    S("uwsgi_need_app", BOOL, True, True, "fail when the app does not load"),
+    S("uwsgi_strict", BOOL, True, True, "refuse unknown uWSGI options"),
+    S("uwsgi_lazy_apps", BOOL, True, True, "load the app in each worker (fork safety)"),
+    S("uwsgi_harakiri", INT, 60, True, "seconds before a stuck request is killed (0 = off)"),
+    S("uwsgi_buffer_size", integer(1, 65535), 32768, True, "bytes"),
+    S("uwsgi_listen", POSITIVE, 1024, True, "listen backlog"),
+    S("uwsgi_max_requests", INT, 5000, True, "requests before a worker is recycled (0 = off)"),
+    S("uwsgi_plugins", PLUGINS, "python3", True, "uWSGI plugins"),
+    S("uwsgi_read_timeout", SECONDS, _read_timeout, True, "nginx uwsgi_read_timeout (harakiri + 5, or 60)"),
+    S("base_packages", PACKAGES, [], False, "extra Debian packages on every host"),
+    S("apt_cache_valid_time", INT, 3600, False, "apt-get update only when the lists are older (seconds)"),
+    S("apt_lock_timeout", INT, 300, False, "seconds to wait for the dpkg lock"),
+    S("deploy_lock_timeout", INT, 0, False, "seconds a second deploy on the same host waits"),
+    S("ansible_host", _optional(HOST), None, False, "address to connect to (default: the host name)"),
+    S("ansible_port", PORT, 22, False, "SSH port"),
+    S("ansible_user", SSH_USER, _local_user, False, "SSH user (default: the local user)"),
+    S("ansible_ssh_private_key_file", KEY_FILE, None, False, "SSH key (relative: to the inventory file)"),
+    S("ansible_become", BOOL, lambda values: values["ansible_user"] != "root", False, "sudo to root"),
+    S("ansible_become_password", PASSWORD, None, False, "sudo password (always secret)"),
+)
+del S
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+# Other names Ansible gives the connection settings (the canonical name wins when both are set).
+ALIASES = {
+    "ansible_ssh_host": "ansible_host", "ansible_ssh_port": "ansible_port", "ansible_ssh_user": "ansible_user",
+    "ansible_private_key_file": "ansible_ssh_private_key_file", "ansible_sudo": "ansible_become",
+    "ansible_become_pass": "ansible_become_password", "ansible_sudo_pass": "ansible_become_password",
+}
+# Ansible's own variables that provision does not use: accepted and ignored, with a warning when the
+# value asks for something provision does not do. name: (values that are fine to ignore, why)
+_NO_PASSWORD = "SSH password logins are not supported; use a key (ansible_ssh_private_key_file)"
+ANSIBLE_IGNORED = {
+    "ansible_connection": ({"ssh", "smart", "paramiko"}, "provision always connects over SSH"),
+    "ansible_become_method": ({"sudo"}, "provision becomes root with sudo"),
+    "ansible_become_user": ({"root"}, "provision becomes root"),
+    "ansible_password": ((), _NO_PASSWORD),
+    "ansible_ssh_pass": ((), _NO_PASSWORD),
+}
+for _name in ("python_interpreter shell_type shell_executable ssh_common_args ssh_extra_args sftp_extra_args "
+              "scp_extra_args ssh_pipelining pipelining ssh_executable become_exe become_flags "
+              "host_key_checking ssh_host_key_checking timeout ssh_timeout ssh_retries remote_tmp "
+              "group_priority become_ask_pass ssh_transfer_method").split():
+    ANSIBLE_IGNORED.setdefault(f"ansible_{_name}", (None, ""))
+
+# The characters that break out of a line of an ini/nginx/unit file.
+INJECTION = ("\n", "\r", ";", "{", "}", "#")
+_SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|SECRET_KEY|PRIVATE_KEY)$", re.I)
+
+
+class RawVars(dict):
+    """Raw vars plus, per name, where it was written (`origins[name]` = "group api, inventories/x.yml:14").
+    The inventory passes these so errors can point at the line; a plain dict works too."""
+
+    def __init__(self, *args, origins: Mapping[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.origins: dict[str, str] = dict(origins or {})
+
+
+def _origin(raw: Mapping, name: str) -> str:
+    return getattr(raw, "origins", {}).get(name, "")
+
+
+# --- names ---------------------------------------------------------------------------------------
+
+
+def _typo_of(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `name` is probably a misspelling of: close (difflib) and about as long."""
+    lowered = name.lower()
+    for match in difflib.get_close_matches(lowered, list(candidates), n=3, cutoff=0.85):
+        if abs(len(match) - len(lowered)) <= 2:
+            return match
+    return None
+
+
+def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
+    """Sort the names of one vars block: settings are kept (Ansible aliases renamed to their setting),
+    names close to a setting are a UserError suggesting it, other names are dropped with a warning
+    (other `ansible_*` names silently, unless their value asks for something provision does not do)."""
+    kept, warnings = RawVars(), []
+    settings = [s for s in SETTINGS_BY_NAME if not s.startswith("ansible_")]
+    connection = [s for s in SETTINGS_BY_NAME if s.startswith("ansible_")]
+    for name, value in raw.items():
+        origin = _origin(raw, name)
+        at = origin or where
+        if not isinstance(name, str):
+            raise UserError(f"variable name {name!r} ({at}) is not a string", "variable names are words like app_name")
+        setting = name if name in SETTINGS_BY_NAME else ALIASES.get(name)
+        if setting:
+            if setting != name and setting in raw:
+                warnings.append(f"{name} ({at}) is ignored: {setting} is set too")
+                continue
+            kept[setting] = value
+            if origin:
+                kept.origins[setting] = origin
+        elif name in ANSIBLE_IGNORED:
+            fine, why = ANSIBLE_IGNORED[name]
+            if fine is not None and str(value).lower() not in fine:
+                warnings.append(f"{name} ({at}) is ignored: {why}")
+        else:
+            pool = connection + list(ALIASES) if name.startswith("ansible_") else settings
+            match = _typo_of(name, pool)
+            if match:
+                match = ALIASES.get(match, match)
+                raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",
+                                f"rename it to {match} (the settings are listed in docs/settings.md)")
+            if not name.startswith("ansible_"):
+                warnings.append(f"unknown setting {name!r} ({at}) is ignored: not a provision setting")
+    return kept, warnings
+
+
+# --- resolve -------------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _check(setting: Setting, value: Any, where: str, origin: str) -> Any:
+    at = f" (set in {origin})" if origin else ""
+    if setting.conf and isinstance(value, str):
+        bad = next((c for c in INJECTION if c in value), None)
+        if bad:
+            fix = ("provision does not evaluate templates like {{ var }}; write the final value"
+                   if "{{" in value else
+                   f"remove {bad!r} from it; raw nginx directives belong in nginx_extra_config")
+            raise UserError(f"setting {setting.name} of {where} contains {bad!r}, which would break out of the "
+                            f"ini/nginx file it is written to{at}", fix)
+    try:
+        checked = setting.kind.check(value)
+    except Invalid as invalid:
+        detail = f" ({invalid})" if str(invalid) else ""
+        example = setting.kind.example or _example(setting.default)
+        raise UserError(f"setting {setting.name} of {where} must be {setting.kind.desc}, got {_show(value)}"
+                        f"{detail}{at}", f"write it like `{setting.name}: {example}`") from None
+    return Secret(checked) if isinstance(value, Secret) and type(checked) is str else checked
+
+
+def _example(default: Any) -> str:
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def _default(setting: Setting, values: dict) -> Any:
+    default = setting.default
+    if callable(default):
+        return default(values)
+    if isinstance(default, str) and "{" in default:
+        return default.format_map(values)
+    return default.copy() if isinstance(default, (list, dict)) else default
+
+
+def resolve(raw: Mapping, *, where: str, base_dir: Path) -> "Vars":
+    """The validated, typed, defaults-filled settings of one host, from its merged raw vars
+    (host > group > all already applied). `where` names the host in messages ("host prod1")."""
+    given, warnings = known_settings(raw, where=where)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in given:
+            values[setting.name] = _check(setting, given[setting.name], where, _origin(given, setting.name))
+        else:
+            values[setting.name] = _check(setting, _default(setting, values), where, "")
+    _check_together(values, given, where, Path(base_dir), warnings)
+    return Vars(values, warnings)
+
+
+def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, warnings: list[str]) -> None:
+    """What one setting alone cannot tell: paths on the controller, root, timeouts, unmarked secrets."""
+    for name in ("app_source", "ansible_ssh_private_key_file"):
+        path = values[name]
+        if path is not None and not path.is_absolute():
+            values[name] = ((base_dir if name in given else Path(provisioner.PROJECT_ROOT)) / path).resolve()
+    source = values["app_source"]
+    if not source.is_dir():
+        at = f" (set in {given.origins['app_source']})" if "app_source" in given.origins else ""
+        raise UserError(f"app_source of {where} is {source}, which is not a directory{at}",
+                        "set app_source to the directory of your app (relative paths are relative "
+                        "to the inventory file)")
+    if values["app_user"] == "root":
+        raise UserError(f"app_user of {where} is root; the app must never run as root",
+                        "leave app_user unset (it defaults to app_name) or name an unprivileged user")
+    harakiri, read_timeout = values["uwsgi_harakiri"], values["uwsgi_read_timeout"]
+    if "uwsgi_read_timeout" in given and harakiri and read_timeout <= harakiri:
+        warnings.append(f"uwsgi_read_timeout ({read_timeout}s) of {where} is not above uwsgi_harakiri "
+                        f"({harakiri}s): nginx gives up on a slow request before uWSGI does")
+    for key, value in values["app_env"].items():
+        if _SECRET_NAME.search(key) and value and not isinstance(value, Secret):
+            warnings.append(f"app_env {key} of {where} looks like a secret: write it as `{key}: !secret ...` "
+                            "so it is never shown")
+
+
+# --- Vars ----------------------------------------------------------------------------------------
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return list(value) if isinstance(value, list) else value
+
+
+class Vars(Mapping):
+    """The resolved settings of one host: read-only, by attribute (`v.app_name`) or key (`v["app_name"]`).
+    Lists and mappings are handed out as copies. `.warnings` lists what was ignored or looks wrong."""
+
+    __slots__ = ("_values", "warnings")
+
+    def __init__(self, values: Mapping[str, Any], warnings: Iterable[str] = ()):
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "warnings", list(warnings))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return _copy(self._values[name])
+        except KeyError:
+            close = difflib.get_close_matches(name, self._values, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AttributeError(f"no setting {name!r}{hint}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Vars is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Vars is read-only")
+
+    def __getitem__(self, name: str) -> Any:
+        return _copy(self._values[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __reduce__(self):
+        return (Vars, (self._values, self.warnings))
+
+    def __repr__(self) -> str:
+        return "Vars(" + ", ".join(f"{k}={v!r}" for k, v in self._values.items()) + ")"
+
+    def as_dict(self, *, mask_secrets: bool = False) -> dict[str, Any]:
+        """A plain, JSON-ready copy (paths as strings); `mask_secrets` shows secrets as ******."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, Secret) and mask_secrets:
+                return MASK
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return [plain(v) for v in value] if isinstance(value, list) else value
+        return {k: plain(v) for k, v in self._values.items()}
+
+    def secrets(self) -> list[str]:
+        """Every secret value (app_env entries, ansible_become_password, any value written !secret)."""
+        found: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, Secret):
+                if value and value not in found:
+                    found.append(str(value))
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+        walk(list(self._values.values()))
+        return found
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of every (non-empty) secret replaced by ******, longest first."""
+    for secret in sorted({str(s) for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
