@@ -1,4 +1,4 @@
-"""Render the files the tool installs on a host (nginx site, uWSGI ini, systemd unit, env file).
+r"""Render the files the tool installs on a host (nginx site, uWSGI ini, systemd unit, env file).
 
     render("nginx/site.conf.j2", {"v": settings, "release_dir": "/srv/model_api/current"})
 
@@ -65,7 +65,7 @@ def systemd_env_name(name: object) -> str:
 
 
 def systemd_env_value(value: object, name: str = "") -> str:
-    """Quote a value for a systemd EnvironmentFile.
+    r"""Quote a value for a systemd EnvironmentFile.
 
     systemd (env-file.c) reads `KEY="..."` with backslash escapes for `\\ " $ \`` only and no
     variable expansion; a newline cannot be written safely, so it is refused."""
