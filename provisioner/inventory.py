@@ -40,6 +40,13 @@ class Host:
     def __str__(self) -> str:
         return self.name
 
+    def secrets(self) -> list[str]:
+        """The host's secrets: its settings' and a sudo password set after loading (`replace(h, ...)`)."""
+        found = self.vars.secrets()
+        if self.become_password and self.become_password not in found:
+            found.append(str(self.become_password))
+        return found
+
 
 @dataclass
 class Inventory:

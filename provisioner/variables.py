@@ -492,12 +492,12 @@ def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, wa
                         "leave app_user unset (it defaults to app_name) or name an unprivileged user")
     harakiri, read_timeout = values["uwsgi_harakiri"], values["uwsgi_read_timeout"]
     if "uwsgi_read_timeout" in given and harakiri and read_timeout <= harakiri:
-        warnings.append(f"uwsgi_read_timeout ({read_timeout}s) of {where} is not above uwsgi_harakiri "
-                        f"({harakiri}s): nginx gives up on a slow request before uWSGI does")
+        warnings.append(f"uwsgi_read_timeout ({read_timeout}s, {_origin(given, 'uwsgi_read_timeout') or where}) "
+                        f"is not above uwsgi_harakiri ({harakiri}s): nginx gives up on a slow request first")
     for key, value in values["app_env"].items():
         if _SECRET_NAME.search(key) and value and not isinstance(value, Secret):
-            warnings.append(f"app_env {key} of {where} looks like a secret: write it as `{key}: !secret ...` "
-                            "so it is never shown")
+            warnings.append(f"app_env {key} ({_origin(given, 'app_env') or where}) looks like a secret: "
+                            f"write it as `{key}: !secret ...` so it is never shown")
 
 
 # --- Vars ----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Inventory: Ansible's YAML format, precedence, connection vars, selection, and every user error."""
 
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,17 @@ def test_connection_vars(write, monkeypatch):
     assert isinstance(b.become_password, Secret) and b.become_password == "plain"
     assert c.become_password == "lab-password" and "lab-password" in c.vars.secrets()
     assert "lab-password" not in repr(c)
+    prompted = replace(a, become_password=Secret("typed-at-the-prompt"))
+    assert prompted.secrets() == ["typed-at-the-prompt"] and a.secrets() == []
+
+
+def test_warnings_about_a_group_value_come_once_not_once_per_host(write):
+    inv = load_inventory(write("""\
+        all:
+          vars: {app_source: app, app_env: {DB_PASSWORD: plain}, uwsgi_read_timeout: 10}
+          hosts: {h1: , h2: , h3: }
+        """))
+    assert len(inv.warnings) == 2 and all("group all, " in w and "inv.yml:2)" in w for w in inv.warnings)
 
 
 def test_host_ports_and_ranges_in_names(write):

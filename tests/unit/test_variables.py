@@ -9,7 +9,7 @@ import yaml
 
 import provisioner
 from provisioner.errors import UserError
-from provisioner.variables import (SETTINGS, SETTINGS_BY_NAME, InventoryLoader, RawVars, Secret, Vars, redact,
+from provisioner.variables import (ALIASES, SETTINGS, SETTINGS_BY_NAME, InventoryLoader, RawVars, Secret, Vars, redact,
                                    resolve)
 
 pytestmark = pytest.mark.unit
@@ -41,9 +41,11 @@ DOC_ROWS = dict(re.findall(r"^\| (\w+) \|[^|]*\| ([^|]*) \|", DOC, re.M))
 
 
 def test_every_documented_setting_is_in_the_schema_and_back():
-    connection = set(re.findall(r"`(ansible_\w+)`", DOC.split("Connection settings", 1)[1].split("\n\n")[0]))
+    connection = set(re.findall(r"`(ansible_\w+)`", DOC.split("Connection settings", 1)[1].split("older names")[0]))
     assert set(DOC_ROWS) - {"name"} | connection == set(SETTINGS_BY_NAME)
     assert len(SETTINGS) == len(SETTINGS_BY_NAME)
+    aliases = set(re.findall(r"`(ansible_\w+)`", DOC.split("older names are understood:", 1)[1].split("(the")[0]))
+    assert aliases == set(ALIASES)
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.name in DOC_ROWS], ids=lambda s: s.name)
@@ -197,7 +199,7 @@ def test_app_env_values_become_strings_and_keep_secrets(app):
 def test_an_unmarked_secret_looking_env_value_is_a_warning(app):
     v = res(app, app_env={"DB_PASSWORD": "hunter2", "API_TOKEN": Secret("x"), "TOKEN_TTL": "60"})
     assert [w for w in v.warnings if "app_env" in w] == [
-        "app_env DB_PASSWORD of host prod1 looks like a secret: write it as `DB_PASSWORD: !secret ...` so it is "
+        "app_env DB_PASSWORD (host prod1) looks like a secret: write it as `DB_PASSWORD: !secret ...` so it is "
         "never shown"]
 
 
@@ -325,3 +327,10 @@ def test_vars_survive_pickling(app):
     v = res(app, uwsgi_processes=3, zzz_unknown=1)
     copy = pickle.loads(pickle.dumps(v))
     assert copy.uwsgi_processes == 3 and copy.warnings == v.warnings
+
+
+def test_the_doc_lists_exactly_the_injection_checked_strings():
+    listed = DOC.split("`#`:", 1)[1].split("(the numbers", 1)[0]
+    documented = {name.strip() for name in listed.split(",")}
+    checked = {s.name for s in SETTINGS if s.conf and not isinstance(s.default, (int, bool)) and not callable(s.default)}
+    assert documented == checked
