@@ -389,8 +389,8 @@ def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
     names close to a setting are a UserError suggesting it, other names are dropped with a warning
     (other `ansible_*` names silently, unless their value asks for something provision does not do)."""
     kept, warnings = RawVars(), []
-    settings = [s for s in SETTINGS_BY_NAME if not s.startswith("ansible_")]
-    connection = [s for s in SETTINGS_BY_NAME if s.startswith("ansible_")]
+    everything = list(SETTINGS_BY_NAME) + list(ALIASES)
+    connection = [name for name in everything if name.startswith("ansible_")]
     for name, value in raw.items():
         origin = _origin(raw, name)
         at = origin or where
@@ -409,8 +409,7 @@ def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
             if fine is not None and str(value).lower() not in fine:
                 warnings.append(f"{name} ({at}) is ignored: {why}")
         else:
-            pool = connection + list(ALIASES) if name.startswith("ansible_") else settings
-            match = _typo_of(name, pool)
+            match = _typo_of(name, connection if name.startswith("ansible_") else everything)
             if match:
                 match = ALIASES.get(match, match)
                 raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",

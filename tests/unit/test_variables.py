@@ -208,7 +208,8 @@ def test_an_unmarked_secret_looking_env_value_is_a_warning(app):
 
 @pytest.mark.parametrize("typo, meant", [("uwsgi_proceses", "uwsgi_processes"), ("serve_name", "server_name"),
                                          ("App_Name", "app_name"), ("keep_release", "keep_releases"),
-                                         ("ansible_usr", "ansible_user"), ("ansible_becom", "ansible_become")])
+                                         ("ansible_usr", "ansible_user"), ("ansible_becom", "ansible_become"),
+                                         ("ansibel_user", "ansible_user"), ("ansible_ssh_usr", "ansible_user")])
 def test_a_name_close_to_a_setting_is_an_error_suggesting_it(app, typo, meant):
     error = error_of(app, **{typo: 4})
     assert error.cause == f"unknown setting {typo!r} (host prod1); did you mean {meant!r}?"
