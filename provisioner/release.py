@@ -217,11 +217,8 @@ def _requirements_text(path: Path, seen: set[Path] | None = None) -> bytes:
 
 
 def _has_requirements(path: Path) -> bool:
-    for line in path.read_text(errors="replace").splitlines():
-        line = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
-        if line:
-            return True
-    return False
+    return any(line.split("#", 1)[0].strip()
+               for line in path.read_text(errors="replace").splitlines())
 
 
 # --- wheelhouse ----------------------------------------------------------------------------------

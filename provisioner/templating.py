@@ -143,6 +143,11 @@ def _undefined_expression(message: str, source_line: str) -> str:
     return name
 
 
+def _syntax_error(e: jinja2.TemplateSyntaxError, default: Path) -> UserError:
+    return UserError(f"{_display(e.filename or default)}:{e.lineno}: {e.message}",
+                     "fix the template syntax at that line")
+
+
 def render(template_name: str, context: dict, root: Path | str | None = None) -> str:
     """Render templates/<template_name> with context; jinja errors become UserError."""
     root_path = Path(root) if root is not None else TEMPLATES_DIR
@@ -155,10 +160,7 @@ def render(template_name: str, context: dict, root: Path | str | None = None) ->
             f"check the template name; templates live under {_display(root_path)}/",
         ) from None
     except jinja2.TemplateSyntaxError as e:
-        where = _display(e.filename or root_path / (e.name or template_name))
-        raise UserError(
-            f"{where}:{e.lineno}: {e.message}", "fix the template syntax at that line"
-        ) from None
+        raise _syntax_error(e, root_path / template_name) from None
     try:
         return template.render(**context)
     except jinja2.UndefinedError as e:
@@ -177,10 +179,7 @@ def render(template_name: str, context: dict, root: Path | str | None = None) ->
             "docs/settings.md)",
         ) from None
     except jinja2.TemplateSyntaxError as e:  # e.g. in an {% include %}d template
-        where = _display(e.filename or root_path / (e.name or template_name))
-        raise UserError(
-            f"{where}:{e.lineno}: {e.message}", "fix the template syntax at that line"
-        ) from None
+        raise _syntax_error(e, root_path / template_name) from None
     except jinja2.TemplateError as e:
         filename, lineno = _template_line(sys.exc_info()[2], root_path)
         shown = _display(filename or root_path / template_name)
