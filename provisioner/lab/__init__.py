@@ -2,6 +2,7 @@
 
     up(count=2, instance="lab", inventory_path=None) -> list[LabHost]
     add_host(name, instance="lab") -> LabHost
+    add_hosts(names, instance="lab") -> list[LabHost]      (parallel)
     remove_host(name, instance="lab") -> None
     down(instance="lab") -> None
     status(instance="lab") -> list[tuple[LabHost, bool]]
@@ -30,7 +31,7 @@ from . import aptproxy, common, hosts, network, rootfs
 from .common import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
 from .inventory_file import inventory_dict, write_inventory
 
-__all__ = ["LabHost", "up", "add_host", "remove_host", "down", "status", "ensure_base",
+__all__ = ["LabHost", "up", "add_host", "add_hosts", "remove_host", "down", "status", "ensure_base",
            "write_inventory", "inventory_dict", "known_hosts_path", "default_inventory_path",
            "KEY_FILE", "DEFAULT_INSTANCE"]
 
@@ -97,14 +98,20 @@ def up(count: int = 2, instance: str = DEFAULT_INSTANCE, inventory_path: str | P
 
 def add_host(name: str, instance: str = DEFAULT_INSTANCE, log: Log = _quiet) -> LabHost:
     """Create (or keep, if running) one host named `name` in the instance."""
+    return add_hosts([name], instance, log)[0]
+
+
+def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, log: Log = _quiet) -> list[LabHost]:
+    """Create the named hosts in parallel (keeping any that already run); returns them in order."""
     common.check_platform()
     common.check_instance(instance)
-    common.check_host_name(name)
+    for name in names:
+        common.check_host_name(name)
     with common.global_lock():
         st = _ensure_instance(instance, None, log)
-        if name not in st["hosts"]:
-            _create_hosts(st, [name], log)
-        return next(h for h in _labhosts(st) if h.name == name)
+        _create_hosts(st, [n for n in dict.fromkeys(names) if n not in st["hosts"]], log)
+        by_name = {h.name: h for h in _labhosts(st)}
+        return [by_name[n] for n in names]
 
 
 def remove_host(name: str, instance: str = DEFAULT_INSTANCE) -> None:

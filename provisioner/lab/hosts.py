@@ -28,11 +28,13 @@ READY_TIMEOUT = 90.0
 _LAUNCHER = """#!/bin/bash
 # provision container lab: launcher of one host (started detached; see provisioner/lab/hosts.py)
 set -u
+echo "launcher: start $(date +%T.%N)"
 for cg in {cgroups}; do mkdir -p "$cg" && echo $$ > "$cg/cgroup.procs" || exit 97; done
 {env}
 stop=0; child=
 trap 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT HUP
 while :; do
+  echo "launcher: nspawn $(date +%T.%N)"
   {nspawn} &
   child=$!
   echo "$child" > {pidfile}

@@ -74,6 +74,14 @@ def host_address(subnet: str, instance: str, host: str, taken: set[str]) -> str:
     raise RuntimeError(f"no free address for {host} in {subnet}")
 
 
+def mac_for(*parts: str) -> str:
+    """A stable locally administered MAC: a re-created host (or bridge) keeps its MAC, so the
+    other side's ARP cache stays right (a new random MAC left the controller sending to the old
+    one for 30+ s)."""
+    h = hashlib.sha256("/".join(parts).encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in h[:5])
+
+
 def link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
@@ -88,7 +96,9 @@ def ensure_bridge(instance: str, subnet: str) -> str:
     br, gw = bridge_name(instance), gateway(subnet)
     prefix = ipaddress.ip_network(subnet).prefixlen
     if not link_exists(br):
-        common.run(["ip", "link", "add", br, "type", "bridge"])
+        common.run(["ip", "link", "add", br, "address", mac_for("bridge", instance), "type", "bridge"])
+    else:
+        common.run(["ip", "link", "set", br, "address", mac_for("bridge", instance)])
     _no_ipv6(br)
     addrs = json.loads(common.run(["ip", "-j", "-4", "addr", "show", "dev", br]).stdout or "[]")
     have = {a["local"] for i in addrs for a in i.get("addr_info", [])}
@@ -132,7 +142,7 @@ def create_host_net(instance: str, host: str, address: str, subnet: str) -> tupl
     prefix = ipaddress.ip_network(subnet).prefixlen
     common.run(["ip", "netns", "add", ns])
     batch = "\n".join([
-        f"link add {veth} type veth peer name eth0 netns {ns}",
+        f"link add {veth} type veth peer name eth0 address {mac_for('host', instance, host)} netns {ns}",
         f"link set {veth} master {bridge_name(instance)}",
         f"link set {veth} up",
     ]) + "\n"
@@ -144,7 +154,14 @@ def create_host_net(instance: str, host: str, address: str, subnet: str) -> tupl
         "link set eth0 up",
     ]) + "\n"
     common.run(["ip", "-n", ns, "-batch", "-"], input=inside)
+    flush_neigh(instance, address)
     return ns, veth
+
+
+def flush_neigh(instance: str, address: str) -> None:
+    br = bridge_name(instance)
+    if link_exists(br):
+        common.run(["ip", "neigh", "flush", "to", address, "dev", br], check=False)
 
 
 def delete_host_net(ns: str | None, veth: str | None) -> None:

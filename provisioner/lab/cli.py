@@ -1,0 +1,99 @@
+"""`provision lab up|status|down`: the container lab from the command line (typer sub-app)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from provisioner.errors import UserError
+
+app = typer.Typer(help="Container lab: Debian 12 test hosts (systemd-nspawn) on this machine.",
+                  no_args_is_help=True)
+console = Console()
+
+_INSTANCE = typer.Option("lab", "--instance", help="Lab instance name (its own subnet and hosts).")
+
+
+def _fail(e: UserError) -> None:
+    console.print(f"[red]error:[/red] {e.cause}")
+    if e.fix:
+        console.print(f"  fix: {e.fix}")
+    raise typer.Exit(e.code)
+
+
+def _table(rows) -> Table:
+    t = Table(show_header=True, header_style="bold")
+    for col in ("host", "address", "user", "state"):
+        t.add_column(col)
+    for h, running in rows:
+        t.add_row(h.name, h.address, h.user, "[green]running[/green]" if running else "[red]stopped[/red]")
+    return t
+
+
+@app.command()
+def up(hosts: int = typer.Option(2, "--hosts", "-n", min=1, help="Number of hosts (INSTANCE1..N)."),
+       instance: str = _INSTANCE,
+       inventory: Optional[Path] = typer.Option(None, "--inventory", "-i",
+                                                help="Where to write the inventory (default inventories/lab.yml).")):
+    """Start the lab hosts (idempotent) and write an Ansible-format inventory."""
+    from provisioner import lab
+
+    t0 = time.monotonic()
+    try:
+        with console.status("starting the container lab ..."):
+            result = lab.up(hosts, instance=instance, inventory_path=inventory,
+                            log=lambda m: console.print(f"  {m}"))
+        inv = lab.common.load_state(instance)["inventory"]["path"]
+    except UserError as e:
+        _fail(e)
+    console.print(_table([(h, True) for h in result]))
+    console.print(f"inventory: [bold]{inv}[/bold]")
+    console.print(f"ssh:       ssh -i {result[0].key_file} -o UserKnownHostsFile={result[0].known_hosts} "
+                  f"deploy@{result[0].address}")
+    console.print(f"lab up in {time.monotonic() - t0:.1f} s: "
+                  f"[bold]provision deploy --host {result[0].name}[/bold] is ready to use"
+                  + ("" if instance == "lab" else f" (with -i {inv})"))
+
+
+@app.command()
+def status(instance: str = _INSTANCE):
+    """Show the lab hosts and whether each one runs."""
+    from provisioner import lab
+
+    try:
+        rows = lab.status(instance)
+        st = lab.common.load_state(instance)
+    except UserError as e:
+        _fail(e)
+    if not rows:
+        console.print(f"lab [bold]{instance}[/bold] is down (start it with `provision lab up`)")
+        return
+    console.print(_table(rows))
+    console.print(f"subnet {st['subnet']}, apt proxy http://{st['gateway']}:{lab.aptproxy.PORT}, "
+                  f"inventory {st['inventory']['path']}")
+    if not all(r for _, r in rows):
+        console.print("some hosts are stopped: `provision lab up` restarts them")
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(instance: str = _INSTANCE):
+    """Stop and remove every lab host, its network and mounts (idempotent)."""
+    from provisioner import lab
+
+    t0 = time.monotonic()
+    try:
+        with console.status("stopping the container lab ..."):
+            lab.down(instance)
+    except UserError as e:
+        _fail(e)
+    console.print(f"lab [bold]{instance}[/bold] is down ({time.monotonic() - t0:.1f} s)")
+
+
+if __name__ == "__main__":
+    app()
