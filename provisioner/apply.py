@@ -49,17 +49,19 @@ def restore_script(index: int, decision: Decision) -> str:
     return "\n".join(lines)
 
 
-def apply_changes(session: Session, changes: list[Decision]) -> list[StepResult]:
+def apply_changes(session: Session, changes: list[Decision], start: int = 0) -> list[StepResult]:
+    """Make `changes` on the host; `start` numbers them after the changes of an earlier batch of this run."""
     upload_dir = f"/tmp/provision-upload-{_random.token_hex(6)}"
-    uploads = {i: session.upload(d.upload, upload_dir) for i, d in enumerate(changes) if d.upload}
-    result = session.run(apply_script(changes, uploads, upload_dir))
-    return parse_results(result.out, changes)
+    uploads = {i: session.upload(d.upload, upload_dir) for i, d in enumerate(changes, start) if d.upload}
+    result = session.run(apply_script(changes, uploads, upload_dir, start))
+    return parse_results(result.out, changes, start)
 
 
-def apply_script(changes: list[Decision], uploads: dict[int, str], upload_dir: str) -> str:
+def apply_script(changes: list[Decision], uploads: dict[int, str], upload_dir: str, start: int = 0) -> str:
     """The one script that makes every change, each saved first and marked in the output."""
-    parts = ["break_at=", f"rm -rf {RUN_DIR} && mkdir -p -m 0700 {RUN_DIR} || exit 1"]
-    for i, decision in enumerate(changes):
+    fresh = f"rm -rf {RUN_DIR} && " if start == 0 else ""
+    parts = ["break_at=", f"{fresh}mkdir -p -m 0700 {RUN_DIR} || exit 1"]
+    for i, decision in enumerate(changes, start):
         upload = f"UPLOAD={q(uploads[i])}\n" if i in uploads else ""
         parts.append(
             f"echo {STEP} {i}\n{backup_script(i, decision)}\n{upload}"
@@ -70,7 +72,7 @@ def apply_script(changes: list[Decision], uploads: dict[int, str], upload_dir: s
     return "\n".join(parts)
 
 
-def parse_results(output: str, changes: list[Decision]) -> list[StepResult]:
+def parse_results(output: str, changes: list[Decision], start: int = 0) -> list[StepResult]:
     outputs: dict[int, list[str]] = {}
     codes: dict[int, int] = {}
     current = None
@@ -85,10 +87,10 @@ def parse_results(output: str, changes: list[Decision]) -> list[StepResult]:
         elif current is not None:
             outputs[current].append(line)
     results = []
-    for i, decision in enumerate(changes):
+    for i, decision in enumerate(changes, start):
         if i not in codes:
-            text = "\n".join(outputs.get(i, [])) or (output if i == 0 and not outputs else "")
-            status = "failed" if i in outputs or (i == 0 and not outputs) else "skipped"
+            text = "\n".join(outputs.get(i, [])) or (output if i == start and not outputs else "")
+            status = "failed" if i in outputs or (i == start and not outputs) else "skipped"
             results.append(StepResult(decision, status, text if status == "failed" else "an earlier change failed"))
         else:
             results.append(StepResult(decision, "changed" if codes[i] == 0 else "failed", "\n".join(outputs[i])))

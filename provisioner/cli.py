@@ -58,7 +58,7 @@ def _hosts(host: str, inventory: Optional[Path], ask_become_pass: bool = False) 
 
 
 def _secrets(hosts: list[Host]) -> dict[str, list[str]]:
-    return {h.name: h.vars.secrets() for h in hosts}
+    return {h.name: h.secrets() for h in hosts}
 
 
 @app.command()
@@ -126,7 +126,7 @@ def logs(
         try:
             session = Session(h).open()
             sessions.append(session)
-            hide = h.vars.secrets()
+            hide = h.secrets()
             for line in session.stream(_log_command(h, sources, lines, follow)):
                 out.put(f"{h.name:<{width}} {redact(line, hide)}")
         except UserError as e:
@@ -220,7 +220,7 @@ def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Fork
             continue
         style = "green" if result.ok else "red"
         console.print(f"[bold]{h.name}[/] [{style}]rc={result.rc}[/]")
-        for line in redact(result.out, h.vars.secrets()).splitlines():
+        for line in redact(result.out, h.secrets()).splitlines():
             console.print(f"  {line}", markup=False)
         if not result.ok:
             code = max(code, EXIT_FAILED)

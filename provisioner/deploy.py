@@ -21,7 +21,7 @@ from .errors import UserError
 from .handlers import Handler, HandlerResult, run_handlers
 from .inventory import Host
 from .plan import Plan, make_plan
-from .resources import Resource
+from .resources import Packages, Resource
 from .ssh import Session, Unreachable
 from .verify import verify_site
 
@@ -75,6 +75,19 @@ def _lock(timeout: int) -> str:
             f"echo \"{owner}\" > {LOCK_FILE}.owner; else PROVISION_LOCKED=; fi")
 
 
+def _plan(session: Session, host: Host, resources: list[Resource], diff: bool, lock: bool = False) -> Plan:
+    """One remote command: (take the host's deploy lock and) read every fact; then plan locally."""
+    script = facts.probe_script(resources, want_diff=diff)
+    if lock:
+        script = f"[ -n \"$PROVISION_LOCKED\" ] || {{ cat {LOCK_FILE}.owner 2>/dev/null; exit {LOCKED}; }}\n" + script
+    probe = session.run(script, in_main_shell=_lock(host.vars.deploy_lock_timeout) if lock else "")
+    if probe.rc == LOCKED:
+        raise UserError(f"another deploy is running on {host.name} (by {probe.out.strip() or 'unknown'})",
+                        "wait for it to finish, or set deploy_lock_timeout to wait for it")
+    system, found = facts.parse(probe.out, resources)
+    return make_plan(resources, system, found, want_diff=diff)
+
+
 def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
                 progress: Progress = lambda h, m: None) -> HostReport:
     report = HostReport(host.name)
@@ -84,21 +97,25 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
         progress(host.name, "connecting")
         with Session(host, report.metrics) as session:
             progress(host.name, "reading facts")
-            probe = session.run(
-                f"[ -n \"$PROVISION_LOCKED\" ] || {{ cat {LOCK_FILE}.owner 2>/dev/null; exit {LOCKED}; }}\n"
-                + facts.probe_script(resources, want_diff=diff),
-                in_main_shell=_lock(host.vars.deploy_lock_timeout))
-            if probe.rc == LOCKED:
-                raise UserError(f"another deploy is running on {host.name} (by {probe.out.strip() or 'unknown'})",
-                                "wait for it to finish, or set deploy_lock_timeout to wait for it")
-            system, found = facts.parse(probe.out, resources)
-            report.plan = plan = make_plan(resources, system, found, want_diff=diff)
+            report.plan = plan = _plan(session, host, resources, diff, lock=True)
             if check:
                 report.status = "pending" if plan.changes else "ok"
                 return report
-            if plan.changes:
-                progress(host.name, f"applying {len(plan.changes)} change(s)")
-                report.steps = apply_changes(session, plan.changes)
+            installs = [d for d in plan.changes if isinstance(d.resource, Packages)]
+            if installs:
+                # Packages drop files of their own (nginx's default site): install them first, then
+                # look again, so the rest of the plan is made against the host as it now is.
+                progress(host.name, "installing packages")
+                report.steps = apply_changes(session, installs)
+                if all(s.status == "changed" for s in report.steps):
+                    rest = _plan(session, host, resources, diff)
+                    report.plan = plan = Plan(installs + [d for d in rest.decisions
+                                                          if not isinstance(d.resource, Packages)])
+            pending = [d for d in plan.changes if not isinstance(d.resource, Packages)]
+            if pending and not any(s.status == "failed" for s in report.steps):
+                progress(host.name, f"applying {len(pending)} change(s)")
+                report.steps += apply_changes(session, pending, start=len(report.steps))
+            if report.steps:
                 progress(host.name, "running handlers")
                 report.handlers = run_handlers(session, handlers, report.steps)
             failed_step = next((s for s in report.steps if s.status == "failed"), None)
