@@ -121,7 +121,8 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
             failed_step = next((s for s in report.steps if s.status == "failed"), None)
             failed_handler = next((h for h in report.handlers if h.failed), None)
             if failed_step:
-                report.status, report.error = "failed", f"{failed_step.decision.resource.label()}: change failed"
+                report.status = "failed"
+                report.error = f"{failed_step.decision.resource.label()}: {_last_error(failed_step.output)}"
                 report.details = failed_step.output
                 return report
             if failed_handler:
@@ -138,6 +139,13 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
     finally:
         report.seconds = time.monotonic() - started
     return report
+
+
+def _last_error(output: str) -> str:
+    """The line of a failed change's output that says why: apt's `E:` line, else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("E: ")]
+    return (errors or lines or ["failed without output"])[-1]
 
 
 def _verify(session: Session, host: Host, report: HostReport) -> None:

@@ -105,8 +105,8 @@ class Packages(Resource):
         stale = system.apt_lists_age is None or system.apt_lists_age > self.cache_valid_time
         lock = f"-o DPkg::Lock::Timeout={self.lock_timeout}"
         update = (
-            f"[ -e {RUN_DIR}/apt-updated ] || {{ {APT_ENV} apt-get {lock} -q update && "
-            f"touch {APT_STAMP} {RUN_DIR}/apt-updated; }}\n"
+            f"if [ ! -e {RUN_DIR}/apt-updated ]; then {APT_ENV} apt-get {lock} -q --error-on=any update || exit 1\n"
+            f"touch {APT_STAMP} {RUN_DIR}/apt-updated; fi\n"
             if stale else ""
         )
         why = "apt lists are " + ("missing" if system.apt_lists_age is None else f"{system.apt_lists_age // 60} min old")

@@ -37,7 +37,7 @@ def test_packages_missing_on_fresh_host_updates_lists_first():
     d = decide(Packages(("nginx", "uwsgi")), "")
     assert d.changed
     assert "not installed: nginx, uwsgi" in d.reason and "apt lists are missing" in d.reason
-    assert "apt-get -o DPkg::Lock::Timeout=300 -q update" in d.script
+    assert "apt-get -o DPkg::Lock::Timeout=300 -q --error-on=any update" in d.script
     assert d.script.rstrip().endswith("install --no-install-recommends nginx uwsgi")
 
 
