@@ -78,7 +78,7 @@ def ensure_base(log: Log = _quiet) -> Path:
     """Rootfs (built once, cached) and the apt proxy; returns the rootfs path."""
     common.check_platform()
     with common.global_lock():
-        aptproxy.ensure(_live_gateways())
+        _ensure_proxy()
         return rootfs.ensure(log=log)
 
 
@@ -155,16 +155,18 @@ def instances() -> list[str]:
 
 # --- internals (global lock held) -------------------------------------------------------------
 
-def _live_gateways(extra: str | None = None) -> list[str]:
-    """Gateways the proxy can bind: those whose bridge exists now."""
-    out = []
+def _ensure_proxy() -> None:
+    """apt-cacher-ng on 127.0.0.1 and, once a lab bridge exists, on the shared proxy address.
+
+    A (re)start also binds each live instance's gateway (hosts made by older versions used it).
+    """
+    local = network.local_addresses()
+    gateways = []
     for inst in common.all_instances():
         st = common.load_state(inst)
-        if st and st.get("gateway") and network.link_exists(network.bridge_name(inst)):
-            out.append(st["gateway"])
-    if extra:
-        out.append(extra)
-    return sorted(set(out))
+        if st and st.get("gateway") in local:
+            gateways.append(st["gateway"])
+    aptproxy.ensure([network.PROXY_ADDR] if network.PROXY_ADDR in local else [], also=gateways)
 
 
 def _save(st: dict) -> None:
@@ -214,7 +216,7 @@ def _recover(instance: str) -> dict | None:
 
 
 def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
-    aptproxy.ensure(_live_gateways())
+    _ensure_proxy()
     fs = rootfs.ensure(log=log)
     st = _recover(instance)
     if st is None:
@@ -231,7 +233,7 @@ def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
     common.save_state(instance, st)  # from here on a crash leaves a state file to recover from
     network.ensure_bridge(instance, st["subnet"])
     hosts.ensure_nspawn_tmpfs()
-    aptproxy.ensure(_live_gateways(st["gateway"]))
+    _ensure_proxy()
     _save(st)
     return st
 

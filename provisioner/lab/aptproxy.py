@@ -53,14 +53,17 @@ def _load() -> dict:
         return {}
 
 
-def _healthy(st: dict) -> bool:
+def _healthy(st: dict, addresses=("127.0.0.1",)) -> bool:
+    """Our daemon runs and accepts connections on each of `addresses` (all local)."""
     if not common.pid_alive(st.get("pid"), "apt-cacher-ng"):
         return False
-    try:
-        with socket.create_connection(("127.0.0.1", PORT), timeout=1):
-            return True
-    except OSError:
-        return False
+    for addr in addresses:
+        try:
+            with socket.create_connection((addr, PORT), timeout=1):
+                pass
+        except OSError:
+            return False
+    return True
 
 
 def running_pid() -> int | None:
@@ -68,16 +71,17 @@ def running_pid() -> int | None:
     return st.get("pid") if _healthy(st) else None
 
 
-def ensure(addresses: list[str]) -> int:
+def ensure(addresses: list[str], also: list[str] = ()) -> int:
     """Make sure the proxy runs and listens on 127.0.0.1 plus `addresses`; returns its PID.
 
     Reuses a healthy daemon whose listen set already covers `addresses`; otherwise (re)starts it
-    with the union (the caller holds the global lab lock).
+    listening on those plus `also` (the caller holds the global lab lock).
     """
     st = _load()
-    want = sorted({"127.0.0.1", *addresses})
-    if _healthy(st) and set(want) <= set(st.get("bind", [])):
+    need = {"127.0.0.1", *addresses}
+    if need <= set(st.get("bind", [])) and _healthy(st, sorted(need)):
         return st["pid"]
+    want = sorted(need | set(also))
     stop()
     CONF_DIR.mkdir(parents=True, exist_ok=True)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -85,25 +89,26 @@ def ensure(addresses: list[str]) -> int:
     common.write_atomic(CONF_DIR / "acng.conf", _CONF)
     common.write_atomic(CONF_DIR / "backends_debian", MIRROR + "\n")
     common.write_atomic(CONF_DIR / "backends_debian_security", SECURITY_MIRROR + "\n")
-    # apt-cacher-ng drops to its own user when started as root? It does not; still make dirs ours.
     cmd = ["apt-cacher-ng", "-c", str(CONF_DIR), "ForeGround=1", f"BindAddress={' '.join(want)}",
            f"Port={PORT}"]
     with open(DIR / "daemon.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    pending = list(want)
+    while pending and time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = (DIR / "daemon.log").read_text(errors="replace")[-800:]
             raise RuntimeError(f"apt-cacher-ng exited with {proc.returncode}: {tail}")
-        try:
-            with socket.create_connection(("127.0.0.1", PORT), timeout=0.5):
-                break
+        try:  # our own listening addresses only (loopback and the lab bridges)
+            with socket.create_connection((pending[0], PORT), timeout=0.5):
+                pending.pop(0)
         except OSError:
             time.sleep(0.02)
-    else:
+    if pending:
         common.stop_pid(proc.pid, "apt-cacher-ng")
-        raise RuntimeError("apt-cacher-ng did not start listening within 10 s")
+        tail = (DIR / "daemon.log").read_text(errors="replace")[-800:]
+        raise RuntimeError(f"apt-cacher-ng does not listen on {', '.join(pending)} port {PORT}: {tail}")
     common.write_atomic(STATE, json.dumps({"pid": proc.pid, "bind": want, "port": PORT}) + "\n")
     return proc.pid
 

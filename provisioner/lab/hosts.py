@@ -184,7 +184,7 @@ def prepare(instance: str, name: str, address: str, subnet: str, rootfs: Path) -
     (etc / "hostname").write_text(name + "\n")
     (etc / "hosts").write_text(
         f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n{address}\t{name}.lab {name}\n"
-        f"{network.gateway(subnet)}\tapt-proxy\n"
+        f"{network.PROXY_ADDR}\tapt-proxy\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
     (etc / "machine-id").write_text("")
     for f in (keys / "etc/ssh").iterdir():

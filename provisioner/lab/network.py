@@ -17,6 +17,10 @@ from pathlib import Path
 from . import common
 
 SUBNET_BASE = "10.199"
+# The apt proxy's address, the same on every instance's bridge (a /32 beside the gateway), so the
+# one apt-cacher-ng binds it once and never restarts when instances come and go. Hosts reach it
+# on-link: their only routes are their subnet and this /32.
+PROXY_ADDR = f"{SUBNET_BASE}.0.1"
 
 
 def bridge_name(instance: str) -> str:
@@ -104,6 +108,8 @@ def ensure_bridge(instance: str, subnet: str) -> str:
     have = {a["local"] for i in addrs for a in i.get("addr_info", [])}
     if gw not in have:
         common.run(["ip", "addr", "add", f"{gw}/{prefix}", "dev", br])
+    if PROXY_ADDR not in have:
+        common.run(["ip", "addr", "add", f"{PROXY_ADDR}/32", "dev", br])
     common.run(["ip", "link", "set", br, "up"])
     return gw
 
@@ -114,6 +120,18 @@ def delete_bridge(instance: str) -> None:
         common.run(["ip", "link", "del", br], check=False)
     for veth in leftover_veths(instance):
         common.run(["ip", "link", "del", veth], check=False)
+
+
+def local_addresses() -> set[str]:
+    data = json.loads(common.run(["ip", "-j", "-4", "addr", "show"]).stdout or "[]")
+    return {a["local"] for i in data for a in i.get("addr_info", [])}
+
+
+def lab_bridges() -> list[str]:
+    try:
+        return [n for n in os.listdir("/sys/class/net") if re.fullmatch(r"pl-[a-z][a-z0-9]{0,7}", n)]
+    except FileNotFoundError:
+        return []
 
 
 def leftover_veths(instance: str) -> list[str]:
@@ -152,6 +170,7 @@ def create_host_net(instance: str, host: str, address: str, subnet: str) -> tupl
         "link set lo up",
         f"addr add {address}/{prefix} dev eth0",
         "link set eth0 up",
+        f"route add {PROXY_ADDR}/32 dev eth0",
     ]) + "\n"
     common.run(["ip", "-n", ns, "-batch", "-"], input=inside)
     flush_neigh(instance, address)
