@@ -64,9 +64,9 @@ def pick_subnet(instance: str, taken: set[str]) -> str:
 
 
 def host_address(subnet: str, instance: str, host: str, taken: set[str]) -> str:
-    """labN -> .(10+N); any other name -> first free from .250 down."""
+    """NAME<N> (e.g. lab3) -> .(10+N) if free; any other name -> first free from .250 down."""
     net = ipaddress.ip_network(subnet)
-    m = re.fullmatch(re.escape(instance) + r"(\d+)", host)
+    m = re.fullmatch(r"[a-z][a-z0-9-]*?(\d+)", host)
     if m and 1 <= int(m.group(1)) <= 200:
         addr = str(net.network_address + 10 + int(m.group(1)))
         if addr not in taken:

@@ -5,11 +5,14 @@
                               kw: instance=..., names=[...]
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
 
-Tests use their own lab instance ("t", or "t<worker>" under xdist), never the user's `lab`.
+Tests use their own lab instances, never the user's `lab`: "t" for lab_hosts and "tz" as a
+scratch instance that tests may bring up and down whole (lab_scratch_instance). A pytest session
+claims them with a lock; a second concurrent session (or xdist worker) gets "t2"/"tz2", etc.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 
@@ -17,9 +20,28 @@ import pytest
 
 from provisioner import lab
 from provisioner.lab import LabHost, write_inventory  # noqa: F401  (re-exported for tests)
+from provisioner.lab.common import STATE_ROOT
 
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-TEST_INSTANCE = "t" + "".join(c for c in _worker if c.isalnum())[:7]
+_claimed: dict = {}
+
+
+def _claim() -> tuple[str, str]:
+    """Lock a (test, scratch) instance pair for this process; the lock dies with the process."""
+    if not _claimed:
+        STATE_ROOT.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 100):
+            sfx = "" if k == 1 else str(k)
+            fd = os.open(STATE_ROOT / f".pytest-t{sfx}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            _claimed.update(names=(f"t{sfx}", f"tz{sfx}"), fd=fd)
+            break
+        else:
+            raise RuntimeError("no free test lab instance (t..t99 all in use)")
+    return _claimed["names"]
 
 
 def _lab_unavailable() -> str | None:
@@ -35,20 +57,31 @@ def _lab_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def lab_instance() -> str:
-    return TEST_INSTANCE
-
-
-@pytest.fixture(scope="session")
-def lab_base(lab_instance):
-    """Rootfs + apt proxy for the session; tears the test instance down at the end (safety net)."""
+def lab_base():
+    """Rootfs + apt proxy for the session; returns the test instance name. The session's
+    instances are cleaned first (an interrupted earlier run) and torn down at the end."""
     why = _lab_unavailable()
     if why:
         pytest.skip(why)
-    lab.down(lab_instance)  # leftovers of an interrupted earlier run
+    names = _claim()
+    for inst in names:
+        lab.down(inst)
     lab.ensure_base()
-    yield lab_instance
-    lab.down(lab_instance)
+    yield names[0]
+    for inst in names:
+        lab.down(inst)
+
+
+@pytest.fixture(scope="session")
+def lab_instance(lab_base) -> str:
+    """The instance lab_hosts makes hosts in."""
+    return lab_base
+
+
+@pytest.fixture(scope="session")
+def lab_scratch_instance(lab_base) -> str:
+    """An instance of this session's own that a test may `lab.up()`/`lab.down()` whole."""
+    return _claim()[1]
 
 
 @pytest.fixture
@@ -86,5 +119,7 @@ def lab_hosts(lab_base):
 
 def pytest_sessionfinish(session, exitstatus):
     """Last safety net (also after Ctrl-C): no test instance outlives the session."""
-    if _lab_unavailable() is None and lab.common.load_state(TEST_INSTANCE) is not None:
-        lab.down(TEST_INSTANCE)
+    if _claimed and _lab_unavailable() is None:
+        for inst in _claimed["names"]:
+            if lab.common.load_state(inst) is not None or lab.network.leftover_netns(inst):
+                lab.down(inst)

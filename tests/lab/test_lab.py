@@ -16,9 +16,6 @@ from provisioner import lab
 from provisioner.errors import UserError
 from provisioner.lab import aptproxy, common, hosts as labhosts, network
 
-CLEAN_INSTANCE = "tz"  # for the tests that tear a whole instance down
-
-
 def ssh(host, command: str, user: str = "deploy", input: str | None = None, check: bool = True,
         timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = ["ssh", "-i", host.key_file, "-o", f"UserKnownHostsFile={host.known_hosts}",
@@ -164,28 +161,30 @@ def test_reboot_inside_a_host_restarts_it(lab_hosts):
 
 
 @pytest.mark.lab
-def test_up_writes_inventory_and_is_idempotent_then_down_leaves_nothing(lab_base, tmp_path):
+def test_up_writes_inventory_and_is_idempotent_then_down_leaves_nothing(lab_scratch_instance, tmp_path):
+    CLEAN_INSTANCE = lab_scratch_instance
     inv = tmp_path / "lab.yml"
     lab.down(CLEAN_INSTANCE)
     try:
         t0 = time.monotonic()
         hosts = lab.up(3, instance=CLEAN_INSTANCE, inventory_path=inv)
         print(f"lab up, 3 hosts: {time.monotonic() - t0:.2f} s")
-        assert [h.name for h in hosts] == ["tz1", "tz2", "tz3"]
+        n1, n2, n3 = (f"{CLEAN_INSTANCE}{i}" for i in (1, 2, 3))
+        assert [h.name for h in hosts] == [n1, n2, n3]
         data = yaml.safe_load(inv.read_text())
-        assert data["all"]["hosts"]["tz1"] == {"ansible_host": hosts[0].address, "ansible_user": "deploy",
+        assert data["all"]["hosts"][n1] == {"ansible_host": hosts[0].address, "ansible_user": "deploy",
                                                "ansible_ssh_private_key_file": str(lab.KEY_FILE)}
-        assert set(data["all"]["children"]["lab"]["hosts"]) == {"tz1", "tz2", "tz3"}
+        assert set(data["all"]["children"]["lab"]["hosts"]) == {n1, n2, n3}
         pids = {n: r["launcher_pid"] for n, r in common.load_state(CLEAN_INSTANCE)["hosts"].items()}
         t0 = time.monotonic()
         again = lab.up(2, instance=CLEAN_INSTANCE)  # keeps running hosts, adds none
         assert time.monotonic() - t0 < 5
-        assert [h.name for h in again] == ["tz1", "tz2", "tz3"]
+        assert [h.name for h in again] == [n1, n2, n3]
         assert {n: r["launcher_pid"] for n, r in common.load_state(CLEAN_INSTANCE)["hosts"].items()} == pids
         assert all(running for _, running in lab.status(CLEAN_INSTANCE))
-        lab.remove_host("tz3", CLEAN_INSTANCE)
-        assert [h.name for h, _ in lab.status(CLEAN_INSTANCE)] == ["tz1", "tz2"]
-        assert "tz3" not in yaml.safe_load(inv.read_text())["all"]["hosts"]
+        lab.remove_host(n3, CLEAN_INSTANCE)
+        assert [h.name for h, _ in lab.status(CLEAN_INSTANCE)] == [n1, n2]
+        assert n3 not in yaml.safe_load(inv.read_text())["all"]["hosts"]
     finally:
         t0 = time.monotonic()
         lab.down(CLEAN_INSTANCE)
@@ -197,25 +196,27 @@ def test_up_writes_inventory_and_is_idempotent_then_down_leaves_nothing(lab_base
 
 
 @pytest.mark.lab
-def test_up_recovers_from_a_crashed_run(lab_base):
+def test_up_recovers_from_a_crashed_run(lab_scratch_instance):
+    CLEAN_INSTANCE = lab_scratch_instance
     lab.down(CLEAN_INSTANCE)
     try:
         (h1, h2) = lab.up(2, instance=CLEAN_INSTANCE)
         st = common.load_state(CLEAN_INSTANCE)
         # simulate a crash: launcher and nspawn SIGKILLed (container processes stay behind),
         # plus a stray netns as if an earlier run died half-way through creating a host
-        for name in ("tz1",):
+        n1, n2 = h1.name, h2.name
+        for name in (n1,):
             rec = st["hosts"][name]
             os.kill(rec["launcher_pid"], signal.SIGKILL)
             os.kill(labhosts.nspawn_pid(rec), signal.SIGKILL)
-        common.run(["ip", "netns", "add", network.netns_name(CLEAN_INSTANCE, "tz9")])
+        common.run(["ip", "netns", "add", network.netns_name(CLEAN_INSTANCE, "stray9")])
         time.sleep(0.3)
-        assert dict((h.name, r) for h, r in lab.status(CLEAN_INSTANCE)) == {"tz1": False, "tz2": True}
+        assert dict((h.name, r) for h, r in lab.status(CLEAN_INSTANCE)) == {n1: False, n2: True}
         t0 = time.monotonic()
         hosts = lab.up(2, instance=CLEAN_INSTANCE)
         assert time.monotonic() - t0 < 20
         assert all(r for _, r in lab.status(CLEAN_INSTANCE))
-        assert network.netns_name(CLEAN_INSTANCE, "tz9") not in network.netns_list()
+        assert network.netns_name(CLEAN_INSTANCE, "stray9") not in network.netns_list()
         for h in hosts:
             assert ssh(h, "systemctl is-system-running").stdout.strip() in ("running", "degraded")
     finally:
@@ -224,7 +225,8 @@ def test_up_recovers_from_a_crashed_run(lab_base):
 
 
 @pytest.mark.lab
-def test_cli_up_status_down(lab_base):
+def test_cli_up_status_down(lab_scratch_instance):
+    CLEAN_INSTANCE = lab_scratch_instance
     from typer.testing import CliRunner
 
     from provisioner.lab.cli import app
@@ -233,7 +235,7 @@ def test_cli_up_status_down(lab_base):
     try:
         r = runner.invoke(app, ["up", "--hosts", "1", "--instance", CLEAN_INSTANCE])
         assert r.exit_code == 0, r.output
-        assert "tz1" in r.output and "provision deploy --host tz1" in r.output
+        assert f"provision deploy --host {CLEAN_INSTANCE}1" in r.output
         r = runner.invoke(app, ["status", "--instance", CLEAN_INSTANCE])
         assert r.exit_code == 0 and "running" in r.output
     finally:
