@@ -173,7 +173,7 @@ class File(Resource):
         return f"file {self.path}"
 
     def probe(self, want_diff: bool = False) -> str:
-        extra = f"; echo; base64 -w0 < {q(self.path)}" if want_diff and not self.secret else ""
+        extra = f"; echo; base64 -w0 < {q(self.path)}; echo" if want_diff and not self.secret else ""
         return _stat_probe(self.path, extra)
 
     def parse(self, out: str) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets as _random
+import shlex
 import socket
 import time
 from dataclasses import dataclass
@@ -225,13 +226,14 @@ class Session:
     def stream(self, command: str):
         """Open a second channel running `command` (as root when become) and yield output lines.
 
-        The remote side ends when the channel closes: commands are wrapped so that EOF on stdin
-        kills them, so no `tail -f` is left running after Ctrl-C.
+        The command runs in its own process group, and a watcher kills that group when our side
+        closes the channel (stdin EOF), so no `tail -F` is left running after Ctrl-C.
         """
         chan = self._conn.transport.open_session()
         self.metrics["channels"] = self.metrics.get("channels", 0) + 1
-        guarded = f"{command} & pid=$!; cat >/dev/null; kill $pid 2>/dev/null"
-        quoted = "'" + guarded.replace("'", "'\\''") + "'"
+        guarded = (f"exec 3<&0; setsid sh -c {shlex.quote(command)} & pid=$!; "
+                   f"(cat <&3 >/dev/null 2>&1; kill -TERM -$pid 2>/dev/null) >/dev/null 2>&1 & wait $pid")
+        quoted = shlex.quote(guarded)
         if self.host.become and self.host.user != "root":
             if self.host.become_password is None:
                 chan.exec_command(f"sudo -n -- sh -c {quoted}")
