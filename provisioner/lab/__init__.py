@@ -116,7 +116,7 @@ def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, log: Log = _qu
 
 def remove_host(name: str, instance: str = DEFAULT_INSTANCE) -> None:
     """Stop and remove one host (idempotent); the instance's network stays until down()."""
-    common.check_platform()
+    common.check_platform(tools=False)
     common.check_instance(instance)
     with common.global_lock():
         st = common.load_state(instance)
@@ -133,7 +133,7 @@ def remove_host(name: str, instance: str = DEFAULT_INSTANCE) -> None:
 
 def down(instance: str = DEFAULT_INSTANCE) -> None:
     """Remove everything up() made for the instance; stop the apt proxy if no instance is left."""
-    common.check_platform()
+    common.check_platform(tools=False)
     common.check_instance(instance)
     with common.global_lock():
         _down_locked(instance)
@@ -141,7 +141,7 @@ def down(instance: str = DEFAULT_INSTANCE) -> None:
 
 def status(instance: str = DEFAULT_INSTANCE) -> list[tuple[LabHost, bool]]:
     """Hosts recorded for the instance and whether each one's container is running."""
-    common.check_platform()
+    common.check_platform(tools=False)
     common.check_instance(instance)
     st = common.load_state(instance)
     if not st:
@@ -232,6 +232,9 @@ def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
     st["rootfs"] = str(fs)
     common.save_state(instance, st)  # from here on a crash leaves a state file to recover from
     network.ensure_bridge(instance, st["subnet"])
+    if not network.firewall_ensure(aptproxy.PORT):
+        log("warning: iptables not found: lab hosts can reach every service listening on this machine's "
+            "lab bridge addresses (install iptables to allow only the apt proxy)")
     hosts.ensure_nspawn_tmpfs()
     _ensure_proxy()
     _save(st)
@@ -304,3 +307,4 @@ def _down_locked(instance: str) -> None:
     if not common.all_instances():
         aptproxy.stop()
         hosts.release_nspawn_tmpfs()
+        network.firewall_remove()

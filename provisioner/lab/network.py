@@ -188,3 +188,47 @@ def delete_host_net(ns: str | None, veth: str | None) -> None:
         common.run(["ip", "link", "del", veth], check=False)
     if ns and ns in netns_list():
         common.run(["ip", "netns", "del", ns], check=False)
+
+
+# --- controller firewall: lab hosts may reach only the apt proxy on the controller -----------
+
+FW_CHAIN = "PROVISION-LAB-IN"
+
+
+def _ipt(*args: str, check: bool = False):
+    return common.run(["iptables", "-w", "5", *args], check=check)
+
+
+def firewall_ensure(proxy_port: int) -> bool:
+    """INPUT from any lab bridge (pl-+): replies to the controller's own connections (ssh) and
+    the apt proxy port pass; anything else (the controller's other services) is refused.
+    Returns False if iptables is not available (then nothing is installed)."""
+    if not common._which("iptables"):
+        return False
+    if _ipt("-n", "-L", FW_CHAIN).returncode != 0:
+        _ipt("-N", FW_CHAIN, check=True)
+    rules = [
+        ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        ["-p", "tcp", "--dport", str(proxy_port), "-j", "ACCEPT"],
+        ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        ["-j", "DROP"],
+    ]
+    want = [" ".join(r) for r in rules]
+    have = [ln for ln in _ipt("-S", FW_CHAIN).stdout.splitlines() if ln.startswith("-A ")]
+    if len(have) != len(want):
+        _ipt("-F", FW_CHAIN, check=True)
+        for r in rules:
+            _ipt("-A", FW_CHAIN, *r, check=True)
+    if _ipt("-C", "INPUT", "-i", "pl-+", "-j", FW_CHAIN).returncode != 0:
+        _ipt("-I", "INPUT", "1", "-i", "pl-+", "-j", FW_CHAIN, check=True)
+    return True
+
+
+def firewall_remove() -> None:
+    if not common._which("iptables"):
+        return
+    while _ipt("-C", "INPUT", "-i", "pl-+", "-j", FW_CHAIN).returncode == 0:
+        _ipt("-D", "INPUT", "-i", "pl-+", "-j", FW_CHAIN)
+    if _ipt("-n", "-L", FW_CHAIN).returncode == 0:
+        _ipt("-F", FW_CHAIN)
+        _ipt("-X", FW_CHAIN)

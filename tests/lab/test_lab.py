@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -136,6 +137,14 @@ def test_hosts_have_no_route_out_of_the_lab(lab_hosts):
     assert ssh(a, "ip -4 -o addr show scope global").stdout.split()[3] == f"{a.address}/24"
     # the lab hosts see each other on the lab subnet
     ssh(a, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{b.address}/22'")
+    # ...but of the controller only the apt proxy: a service on the lab's own gateway is refused
+    with socket.socket() as srv:
+        srv.bind((st["gateway"], 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        p = ssh(a, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{st['gateway']}/{port}'", check=False)
+        assert p.returncode != 0, "a lab host reached a controller service other than the apt proxy"
+    ssh(a, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{network.PROXY_ADDR}/{aptproxy.PORT}'")
 
 
 @pytest.mark.lab
