@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from roles.layout import Layout
 
@@ -32,8 +33,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
 app.add_typer(lab_app, name="lab", help="Local container lab: bare Debian 12 hosts (systemd-nspawn).")
 app.add_typer(vm_app, name="vm", help="Vagrant VM lab (libvirt) and its inventory.")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # one message, one line: never wrapped
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 HostOpt = Annotated[str, typer.Option("--host", "-H", help="Host or group name (comma list; 'all').")]
 InvOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Inventory YAML (Ansible format).")]
@@ -49,7 +50,7 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
 def _hosts(host: str, inventory: Optional[Path], ask_become_pass: bool = False) -> list[Host]:
     inv = load_inventory(inventory or default_inventory_path())
     for warning in inv.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     hosts = inv.select(host)
     if ask_become_pass:
         password = Secret(getpass.getpass("sudo password: "))
@@ -148,7 +149,7 @@ def logs(
                 running -= 1
             elif isinstance(item, UserError):
                 failed += 1
-                err.print(f"[red]error:[/] {item.cause}\n  [dim]fix:[/] {item.fix}")
+                err.print(f"[red]error:[/] {escape(item.cause)}\n  [dim]fix:[/] {escape(item.fix)}")
             else:
                 console.print(item, markup=False, soft_wrap=True)
     except KeyboardInterrupt:
@@ -196,7 +197,7 @@ def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_becom
         console.print(f"[bold]{h.name}[/]")
         if isinstance(result, UserError):
             code = EXIT_UNREACHABLE
-            console.print(f"  [red]unreachable:[/] {result.cause}")
+            console.print(f"  [red]unreachable:[/] {escape(result.cause)}")
             continue
         for line in result.splitlines():
             console.print(f"  {line}", markup=False)
@@ -216,7 +217,7 @@ def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Fork
     for h, result in zip(hosts, results):
         if isinstance(result, UserError):
             code = max(code, EXIT_UNREACHABLE)
-            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {result.cause}")
+            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {escape(result.cause)}")
             continue
         style = "green" if result.ok else "red"
         console.print(f"[bold]{h.name}[/] [{style}]rc={result.rc}[/]")
@@ -232,9 +233,9 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except UserError as e:
-        err.print(f"[red]error:[/] {e.cause}")
+        err.print(f"[red]error:[/] {escape(e.cause)}")
         if e.fix:
-            err.print(f"  [dim]fix:[/] {e.fix}")
+            err.print(f"  [dim]fix:[/] {escape(e.fix)}")
         if debug:
             raise
         code = e.code
