@@ -8,9 +8,12 @@
     status(instance="lab") -> list[tuple[LabHost, bool]]
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
 
-Each instance has its own subnet 10.199.X.0/24 (bridge pl-INSTANCE on the controller holds .1,
-where apt-cacher-ng listens), state in /var/lib/provision-lab/INSTANCE/state.json, and hosts
-named INSTANCE1..N at .11, .12, ... All need root on Linux (UserError otherwise).
+Each instance has its own subnet 10.199.X.0/24: bridge pl-INSTANCE on the controller holds .1
+and the shared apt proxy address 10.199.0.1/32 (apt-cacher-ng listens there and on 127.0.0.1,
+forwarding only to Debian's mirror); hosts INSTANCE1..N get .11, .12, ..., each in its own netns
+with only its subnet route and the proxy's /32 (no default route, no NAT, no forwarding); an
+iptables chain lets hosts reach nothing on the controller but the proxy port. State lives in
+/var/lib/provision-lab/INSTANCE/state.json. All need root on Linux (UserError otherwise).
 """
 
 from __future__ import annotations
