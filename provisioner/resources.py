@@ -359,12 +359,11 @@ class Service(Resource):
         return f"service {self.name}"
 
     def probe(self, want_diff: bool = False) -> str:
-        n = q(self.name)
-        return f"echo $(systemctl is-enabled {n} 2>/dev/null) $(systemctl is-active {n} 2>/dev/null)"
+        return f"systemctl show -p UnitFileState -p ActiveState {q(self.name)}"
 
     def parse(self, out: str) -> tuple[str, str]:
-        words = out.split() + ["unknown", "unknown"]
-        return words[0], words[1]
+        props = dict(line.partition("=")[::2] for line in out.splitlines())
+        return props.get("UnitFileState") or "not-found", props.get("ActiveState") or "unknown"
 
     def decide(self, fact: tuple[str, str], system: SystemFacts, want_diff: bool = False) -> Decision:
         enabled, active = fact

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import paramiko
-from fabric import Config, Connection
 
 from .errors import EXIT_FAILED, EXIT_UNREACHABLE, UserError
 
@@ -67,33 +66,48 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
+def _ssh_config(alias: str) -> dict:
+    """The user's ~/.ssh/config entry for a host (HostName, Port, IdentityFile, ProxyCommand)."""
+    path = Path.home() / ".ssh" / "config"
+    if not path.exists():
+        return {}
+    return paramiko.SSHConfig.from_path(str(path)).lookup(alias)
+
+
 class Session:
     """A logged-in host: `run(script)` executes a shell script as the deploy user (root via sudo)."""
 
     def __init__(self, host: Host, metrics: dict | None = None):
         self.host = host
         self.metrics = metrics if metrics is not None else {}
-        self._conn: Connection | None = None
+        self._client: paramiko.SSHClient | None = None
         self._chan: paramiko.Channel | None = None
         self._buf = b""
+        self._sudo_unconfirmed = False
 
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> "Session":
         host = self.host
         kh = known_hosts_path()
-        connect_kwargs = {"key_filename": [str(host.key_file)]} if host.key_file else {}
-        connect_kwargs["banner_timeout"] = CONNECT_TIMEOUT
-        connect_kwargs["auth_timeout"] = CONNECT_TIMEOUT
-        conn = Connection(
-            host.address, user=host.user, port=host.port, config=Config(),
-            connect_timeout=CONNECT_TIMEOUT, connect_kwargs=connect_kwargs,
-        )
-        conn.client.set_missing_host_key_policy(_TrustOnFirstUse(kh))
+        cfg = _ssh_config(host.address)
+        address = cfg.get("hostname", host.address)
+        port = host.port if host.port != 22 else int(cfg.get("port", 22))
+        keys = [str(host.key_file)] if host.key_file else []
+        keys += [str(Path(k).expanduser()) for k in cfg.get("identityfile", [])]
+        where = f"{host.name} ({host.user}@{address}:{port})"
+        client = paramiko.SSHClient()
+        client.load_system_host_keys()  # read, never written
         if kh.exists():
-            conn.client.load_host_keys(str(kh))
-        where = f"{host.name} ({host.user}@{host.address}:{host.port})"
+            client.load_host_keys(str(kh))
+        client.set_missing_host_key_policy(_TrustOnFirstUse(kh))
         try:
-            conn.open()
+            if "proxycommand" in cfg:
+                sock = paramiko.ProxyCommand(cfg["proxycommand"])
+            else:
+                sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 48 ms -> ~3 ms a round trip
+            client.connect(address, port=port, username=host.user, key_filename=keys or None, sock=sock,
+                           timeout=CONNECT_TIMEOUT, banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
         except paramiko.BadHostKeyException:
             raise Unreachable(
                 f"host key of {where} has CHANGED since it was first seen; refusing to connect",
@@ -105,16 +119,13 @@ class Session:
         except (OSError, socket.timeout, paramiko.SSHException, EOFError) as e:
             raise Unreachable(f"cannot connect to {where}: {e or type(e).__name__}",
                               "check that the host is up, the address/port are right and sshd runs") from None
-        sock = conn.transport.sock
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 48 ms -> ~3 ms per round trip
-        self._conn = conn
+        self._client = client
         self._start_shell()
         return self
 
     def _start_shell(self) -> None:
         host = self.host
-        chan = self._conn.transport.open_session()
+        chan = self._client.get_transport().open_session()
         self._chan = chan
         self.metrics["channels"] = self.metrics.get("channels", 0) + 1
         if not host.become or host.user == "root":
@@ -125,27 +136,17 @@ class Session:
         else:
             chan.exec_command(f"exec sudo -S -p '{SUDO_PROMPT}' -- sh")
             chan.sendall((str(host.become_password) + "\n").encode())
-        # Prove that the root shell is there (or learn why not) before anything else is sent.
-        try:
-            uid = self._exchange("id -u", "", CONNECT_TIMEOUT).out.strip()
-        except (OSError, EOFError, paramiko.SSHException) as e:
-            uid, detail = None, str(e) or "no output"
-        if uid == "0":
-            return
-        self.close()
-        detail = detail if uid is None else f"got uid {uid!r}"
-        if "password" in detail:
-            raise Unreachable(f"sudo on {host.name} asks for a password and none (or a wrong one) was given: {detail}",
-                              "set ansible_become_password (as !secret) for this host, or pass --ask-become-pass")
-        raise Unreachable(f"sudo failed on {host.name}: {detail}", f"check that {host.user} may run sudo on the host")
+        # Whether sudo let us in shows with the first script (sudo ends the channel if not):
+        # no extra round trip for a check.
+        self._sudo_unconfirmed = True
 
     def close(self) -> None:
         if self._chan is not None:
             self._chan.close()
             self._chan = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def __enter__(self) -> "Session":
         return self.open()
@@ -161,10 +162,22 @@ class Session:
         lasts until the connection closes.
         """
         try:
-            return self._exchange(script, in_main_shell, timeout)
+            result = self._exchange(script, in_main_shell, timeout)
         except (OSError, EOFError, paramiko.SSHException) as e:
+            if self._sudo_unconfirmed:
+                raise self._sudo_refused(str(e) or "no output") from None
             raise Unreachable(f"connection to {self.host.name} was lost: {e or type(e).__name__}",
                               "run the same command again once the host is reachable; it converges") from None
+        self._sudo_unconfirmed = False
+        return result
+
+    def _sudo_refused(self, detail: str) -> Unreachable:
+        self.close()
+        host = self.host
+        if "password" in detail or "incorrect" in detail:
+            return Unreachable(f"sudo on {host.name} asks for a password and none (or a wrong one) was given: {detail}",
+                               "set ansible_become_password (as !secret) for this host, or pass --ask-become-pass")
+        return Unreachable(f"sudo failed on {host.name}: {detail}", f"check that {host.user} may run sudo on the host")
 
     def _exchange(self, script: str, in_main_shell: str, timeout: float | None) -> Result:
         token = "@@provision-end-" + _random.token_hex(8)
@@ -213,7 +226,7 @@ class Session:
 
     def upload(self, local: Path, remote_dir: str) -> str:
         """Copy a (large) file to a private directory the login user owns; returns its path."""
-        sftp = self._conn.client.open_sftp()
+        sftp = self._client.open_sftp()
         self.metrics["uploads"] = self.metrics.get("uploads", 0) + 1
         try:
             sftp.mkdir(remote_dir, 0o700)
@@ -229,7 +242,7 @@ class Session:
         The command runs in its own process group, and a watcher kills that group when our side
         closes the channel (stdin EOF), so no `tail -F` is left running after Ctrl-C.
         """
-        chan = self._conn.transport.open_session()
+        chan = self._client.get_transport().open_session()
         self.metrics["channels"] = self.metrics.get("channels", 0) + 1
         guarded = (f"exec 3<&0; setsid sh -c {shlex.quote(command)} & pid=$!; "
                    f"(cat <&3 >/dev/null 2>&1; kill -TERM -$pid 2>/dev/null) >/dev/null 2>&1 & wait $pid")

@@ -93,15 +93,15 @@ def test_link_and_absent_decisions():
 
 
 def test_service_states():
-    assert decide(Service("nginx"), "enabled active").reason == "enabled and running"
-    d = decide(Service("nginx"), "disabled inactive")
+    assert decide(Service("nginx"), "ActiveState=active\nUnitFileState=enabled").reason == "enabled and running"
+    d = decide(Service("nginx"), "ActiveState=inactive\nUnitFileState=disabled")
     assert d.reason == "not enabled (disabled), not running (inactive)"
 
 
 def test_probe_output_is_split_per_resource():
     resources = [Packages(("nginx",)), Service("nginx")]
     out = ("@@provision-fact system\ndebian 12 bookworm x86_64 5000\n4000\n"
-           "@@provision-fact 0\nnginx 1.22 installed\n@@provision-fact 1\nenabled active\n")
+           "@@provision-fact 0\nnginx 1.22 installed\n@@provision-fact 1\nUnitFileState=enabled\nActiveState=active\n")
     system, found = facts.parse(out, resources)
     assert (system.os_id, system.os_version, system.machine, system.apt_lists_age) == ("debian", "12", "x86_64", 1000)
     plan = make_plan(resources, system, found)
