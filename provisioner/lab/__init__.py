@@ -4,6 +4,7 @@
     add_host(name, instance="lab") -> LabHost
     add_hosts(names, instance="lab") -> list[LabHost]      (parallel)
     remove_host(name, instance="lab") -> None
+    remove_hosts(names, instance="lab") -> None              (parallel)
     down(instance="lab") -> None
     status(instance="lab") -> list[tuple[LabHost, bool]]
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
@@ -34,7 +35,7 @@ from . import aptproxy, common, hosts, network, rootfs
 from .common import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
 from .inventory_file import inventory_dict, write_inventory
 
-__all__ = ["LabHost", "up", "add_host", "add_hosts", "remove_host", "down", "status", "ensure_base",
+__all__ = ["LabHost", "up", "add_host", "add_hosts", "remove_host", "remove_hosts", "down", "status", "ensure_base",
            "write_inventory", "inventory_dict", "known_hosts_path", "default_inventory_path",
            "KEY_FILE", "DEFAULT_INSTANCE"]
 
@@ -119,18 +120,29 @@ def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, log: Log = _qu
 
 def remove_host(name: str, instance: str = DEFAULT_INSTANCE) -> None:
     """Stop and remove one host (idempotent); the instance's network stays until down()."""
+    remove_hosts([name], instance)
+
+
+def remove_hosts(names: list[str], instance: str = DEFAULT_INSTANCE) -> None:
+    """Stop and remove hosts in parallel (idempotent); the instance's network stays until down()."""
     common.check_platform(tools=False)
     common.check_instance(instance)
     with common.global_lock():
         st = common.load_state(instance)
-        rec = st["hosts"].get(name) if st else None
-        if rec is None:
-            rec = {"name": name, "dir": str(hosts.host_dir(instance, name)),
-                   "netns": network.netns_name(instance, name),
-                   "cgroups": [str(c) for c in hosts.cgroup_dirs(instance, name)]}
-        hosts.destroy(rec)
-        if st and name in st["hosts"]:
-            del st["hosts"][name]
+        recs = []
+        for name in dict.fromkeys(names):
+            rec = st["hosts"].get(name) if st else None
+            if rec is None:
+                rec = {"name": name, "dir": str(hosts.host_dir(instance, name)),
+                       "netns": network.netns_name(instance, name),
+                       "cgroups": [str(c) for c in hosts.cgroup_dirs(instance, name)]}
+            recs.append(rec)
+        if recs:
+            with ThreadPoolExecutor(max_workers=len(recs)) as ex:
+                list(ex.map(hosts.destroy, recs))
+        if st and any(n in st["hosts"] for n in names):
+            for name in names:
+                st["hosts"].pop(name, None)
             _save(st)
 
 

@@ -99,20 +99,19 @@ def lab_hosts(lab_base):
                 if f"{inst}{k}" not in used:
                     names.append(f"{inst}{k}")
                 k += 1
-        for name in names:
-            made.append((inst, name))
-            lab.remove_host(name, inst)  # fresh: never reuse a host an earlier test changed
+        made.extend((inst, name) for name in names)
+        lab.remove_hosts(names, inst)  # fresh: never reuse a host an earlier test changed
         return lab.add_hosts(names, inst)
 
     yield factory
     errors = []
-    for inst, name in reversed(made):
+    for inst in dict.fromkeys(i for i, _ in made):
         try:
-            lab.remove_host(name, inst)
+            lab.remove_hosts([n for i, n in made if i == inst], inst)
+            if inst != lab_base:
+                lab.down(inst)
         except Exception as e:  # keep removing the others
             errors.append(e)
-    for inst in {i for i, _ in made} - {lab_base}:
-        lab.down(inst)
     if errors:
         raise errors[0]
 
