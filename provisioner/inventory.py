@@ -22,7 +22,7 @@ import provisioner
 from provisioner.errors import UserError
 from provisioner.variables import InventoryLoader, RawVars, Secret, Vars, known_settings, resolve
 
-DEFAULT_INVENTORY = Path("inventories/production.yml")
+DEFAULT_INVENTORY = Path("inventories")
 
 
 @dataclass(eq=False)
@@ -86,16 +86,22 @@ class Inventory:
 
 
 def default_inventory_path() -> Path:
-    """$PROVISION_INVENTORY, else inventories/production.yml here, else the project's."""
+    """$PROVISION_INVENTORY, else the folder inventories/ here, else the project's.
+
+    A folder means every inventory in it: production.yml and, once `provision lab up` ran, lab.yml.
+    """
     if os.environ.get("PROVISION_INVENTORY"):
         return Path(os.environ["PROVISION_INVENTORY"]).expanduser()
-    if DEFAULT_INVENTORY.is_file():
+    if DEFAULT_INVENTORY.is_dir():
         return DEFAULT_INVENTORY
     return Path(provisioner.PROJECT_ROOT) / DEFAULT_INVENTORY
 
 
 def load_inventory(path: Path) -> Inventory:
+    """One inventory file, or a directory of them (as Ansible reads one): every *.yml in it."""
     path = Path(path)
+    if path.is_dir():
+        return _load_directory(path)
     reader = _Reader(_shown(path))
     data = reader.parse(path)
     reader.read(data)
@@ -111,6 +117,28 @@ def load_inventory(path: Path) -> Inventory:
         for warning in host.vars.warnings:
             reader.warn(warning)
     return Inventory(path, hosts, groups, reader.warnings)
+
+
+def _load_directory(folder: Path) -> Inventory:
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    if not files:
+        raise UserError(f"inventory folder {_shown(folder)} has no .yml files",
+                        "add an inventory file to it, or pass one with -i FILE")
+    hosts: dict[str, Host] = {}
+    groups: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    origin: dict[str, Path] = {}
+    for file in files:
+        part = load_inventory(file)
+        for name, host in part.hosts.items():
+            if name in hosts:
+                raise UserError(f"host {name!r} is defined in both {_shown(origin[name])} and {_shown(file)}",
+                                "rename one of them, or select the file you mean with -i FILE")
+            hosts[name], origin[name] = host, file
+        for group, members in part.groups.items():
+            groups.setdefault(group, []).extend(m for m in members if m not in groups[group])
+        warnings += part.warnings
+    return Inventory(folder, hosts, groups, warnings)
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -240,10 +240,9 @@ def test_select_an_empty_group_is_an_error(write):
 def test_default_inventory_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PROVISION_INVENTORY", raising=False)
-    assert default_inventory_path() == provisioner.PROJECT_ROOT / "inventories" / "production.yml"
+    assert default_inventory_path() == provisioner.PROJECT_ROOT / "inventories"
     (tmp_path / "inventories").mkdir()
-    (tmp_path / "inventories" / "production.yml").write_text("all: {}\n")
-    assert default_inventory_path().resolve() == tmp_path / "inventories" / "production.yml"
+    assert default_inventory_path().resolve() == tmp_path / "inventories"
     monkeypatch.setenv("PROVISION_INVENTORY", "/etc/provision/hosts.yml")
     assert default_inventory_path() == Path("/etc/provision/hosts.yml")
 
@@ -254,7 +253,7 @@ def test_default_inventory_path(tmp_path, monkeypatch):
 def test_missing_file(tmp_path):
     error = error_of(tmp_path / "nope.yml")
     assert "nope.yml" in error.cause and "not found" in error.cause and error.fix
-    assert "directory" in error_of(tmp_path).cause
+    assert "has no .yml files" in error_of(tmp_path).cause
 
 
 def test_yaml_syntax_error_is_one_line_with_file_line_and_column(monkeypatch):
@@ -338,3 +337,18 @@ def test_a_name_both_host_and_group_warns(write):
     inv = load_inventory(write("all:\n  vars: {app_source: app}\n  children:\n    web:\n      hosts: {web: , w2: }\n"))
     assert any("'web' is both a host and a group" in w for w in inv.warnings)
     assert [h.name for h in inv.select("web")] == ["web", "w2"]
+
+
+def test_a_folder_is_every_inventory_in_it(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "a.yml").write_text("all:\n  hosts: {web1: }\n  vars: {app_source: app}\n"
+                                   "  children: {web: {hosts: {web1: }}}\n")
+    (tmp_path / "b.yaml").write_text("all:\n  hosts: {lab1: {uwsgi_processes: 4}}\n  vars: {app_source: app}\n")
+    (tmp_path / "notes.txt").write_text("not an inventory")
+    inv = load_inventory(tmp_path)
+    assert sorted(inv.hosts) == ["lab1", "web1"]
+    assert [h.name for h in inv.select("web")] == ["web1"]
+    assert inv.select("lab1")[0].vars.uwsgi_processes == 4
+    (tmp_path / "c.yml").write_text("all:\n  hosts: {web1: }\n  vars: {app_source: app}\n")
+    with pytest.raises(UserError, match="'web1' is defined in both .*a.yml and .*c.yml"):
+        load_inventory(tmp_path)
