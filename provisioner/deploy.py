@@ -97,41 +97,17 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
         progress(host.name, "connecting")
         with Session(host, report.metrics) as session:
             progress(host.name, "reading facts")
-            report.plan = plan = _plan(session, host, resources, diff, lock=True)
+            report.plan = _plan(session, host, resources, diff, lock=True)
             if check:
-                report.status = "pending" if plan.changes else "ok"
+                report.status = "pending" if report.plan.changes else "ok"
                 return report
-            installs = [d for d in plan.changes if isinstance(d.resource, Packages)]
-            if installs:
-                # Packages drop files of their own (nginx's default site): install them first, then
-                # look again, so the rest of the plan is made against the host as it now is.
-                progress(host.name, "installing packages")
-                report.steps = apply_changes(session, installs)
-                if all(s.status == "changed" for s in report.steps):
-                    rest = _plan(session, host, resources, diff)
-                    report.plan = plan = Plan(installs + [d for d in rest.decisions
-                                                          if not isinstance(d.resource, Packages)])
-            pending = [d for d in plan.changes if not isinstance(d.resource, Packages)]
-            if pending and not any(s.status == "failed" for s in report.steps):
-                progress(host.name, f"applying {len(pending)} change(s)")
-                report.steps += apply_changes(session, pending, start=len(report.steps))
+            _apply(session, host, resources, diff, report, progress)
             if report.steps:
                 progress(host.name, "running handlers")
                 report.handlers = run_handlers(session, handlers, report.steps)
-            failed_step = next((s for s in report.steps if s.status == "failed"), None)
-            failed_handler = next((h for h in report.handlers if h.failed), None)
-            if failed_step:
-                report.status = "failed"
-                report.error = f"{failed_step.decision.resource.label()}: {_last_error(failed_step.output)}"
-                report.details = failed_step.output
-                return report
-            if failed_handler:
-                report.status = "failed"
-                report.error = f"handler '{failed_handler.handler.name}' {failed_handler.message}"
-                report.details = "\n".join(filter(None, (failed_handler.output, failed_handler.explanation)))
-                return report
-            progress(host.name, "verifying")
-            _verify(session, host, report)
+            if not _failed(report):
+                progress(host.name, "verifying")
+                _verify(session, host, report)
     except Unreachable as e:
         report.status, report.error, report.fix = "unreachable", e.cause, e.fix
     except UserError as e:
@@ -139,6 +115,40 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
     finally:
         report.seconds = time.monotonic() - started
     return report
+
+
+def _apply(session: Session, host: Host, resources: list[Resource], diff: bool, report: HostReport,
+           progress: Progress) -> None:
+    """Make the planned changes. Packages drop files of their own (nginx's default site), so they
+    are installed first and the rest is planned again against the host as it now is."""
+    installs = [d for d in report.plan.changes if isinstance(d.resource, Packages)]
+    if installs:
+        progress(host.name, "installing packages")
+        report.steps = apply_changes(session, installs)
+        if any(s.status == "failed" for s in report.steps):
+            return
+        rest = _plan(session, host, resources, diff)
+        report.plan = Plan(installs + [d for d in rest.decisions if not isinstance(d.resource, Packages)])
+    pending = [d for d in report.plan.changes if not isinstance(d.resource, Packages)]
+    if pending:
+        progress(host.name, f"applying {len(pending)} change(s)")
+        report.steps += apply_changes(session, pending, start=len(report.steps))
+
+
+def _failed(report: HostReport) -> bool:
+    """Mark the report failed by the first failed change, else the first failed handler."""
+    step = next((s for s in report.steps if s.status == "failed"), None)
+    handler = next((h for h in report.handlers if h.failed), None)
+    if step:
+        report.error = f"{step.decision.resource.label()}: {_last_error(step.output)}"
+        report.details = step.output
+    elif handler:
+        report.error = f"handler '{handler.handler.name}' {handler.message}"
+        report.details = "\n".join(filter(None, (handler.output, handler.explanation)))
+    else:
+        return False
+    report.status = "failed"
+    return True
 
 
 def _last_error(output: str) -> str:
