@@ -10,7 +10,7 @@ import secrets as _random
 import shlex
 from dataclasses import dataclass
 
-from .resources import RUN_DIR, Decision
+from .resources import PENDING_DIR, RUN_DIR, Decision, pending_marker
 from .ssh import Session
 
 q = shlex.quote
@@ -60,12 +60,15 @@ def apply_changes(session: Session, changes: list[Decision], start: int = 0) -> 
 def apply_script(changes: list[Decision], uploads: dict[int, str], upload_dir: str, start: int = 0) -> str:
     """The one script that makes every change, each saved first and marked in the output."""
     fresh = f"rm -rf {RUN_DIR} && " if start == 0 else ""
-    parts = ["break_at=", f"{fresh}mkdir -p -m 0700 {RUN_DIR} || exit 1"]
+    parts = ["break_at=", f"{fresh}mkdir -p -m 0700 {RUN_DIR} {PENDING_DIR} || exit 1"]
     for i, decision in enumerate(changes, start):
         upload = f"UPLOAD={q(uploads[i])}\n" if i in uploads else ""
+        notify = " ".join(q(pending_marker(h)) for h in decision.resource.notify)
         parts.append(
             f"echo {STEP} {i}\n{backup_script(i, decision)}\n{upload}"
-            f"( set -e\n{decision.script}\n)\nrc=$?\necho {DONE} {i} $rc\n[ $rc -eq 0 ] || break_at={i}\n"
+            f"( set -e\n{decision.script}\n)\nrc=$?\necho {DONE} {i} $rc\n"
+            + (f"[ $rc -ne 0 ] || touch {notify}\n" if notify else "")
+            + f"[ $rc -eq 0 ] || break_at={i}\n"
             f"[ -z \"$break_at\" ] || {{ rm -rf {upload_dir}; exit 1; }}"
         )
     parts.append(f"rm -rf {upload_dir}")

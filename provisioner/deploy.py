@@ -99,12 +99,12 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
             progress(host.name, "reading facts")
             report.plan = _plan(session, host, resources, diff, lock=True)
             if check:
-                report.status = "pending" if report.plan.changes else "ok"
+                report.status = "pending" if report.plan.changes or report.plan.left_pending else "ok"
                 return report
             _apply(session, host, resources, diff, report, progress)
-            if report.steps:
+            if report.steps or report.plan.left_pending:
                 progress(host.name, "running handlers")
-                report.handlers = run_handlers(session, handlers, report.steps)
+                report.handlers = run_handlers(session, handlers, report.steps, report.plan.left_pending)
             if not _failed(report):
                 progress(host.name, "verifying")
                 _verify(session, host, report)
@@ -128,7 +128,8 @@ def _apply(session: Session, host: Host, resources: list[Resource], diff: bool, 
         if any(s.status == "failed" for s in report.steps):
             return
         rest = _plan(session, host, resources, diff)
-        report.plan = Plan(installs + [d for d in rest.decisions if not isinstance(d.resource, Packages)])
+        report.plan = Plan(installs + [d for d in rest.decisions if not isinstance(d.resource, Packages)],
+                           rest.left_pending)
     pending = [d for d in report.plan.changes if not isinstance(d.resource, Packages)]
     if pending:
         progress(host.name, f"applying {len(pending)} change(s)")

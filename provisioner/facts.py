@@ -6,8 +6,7 @@ behind a marker line; `parse` splits the output and lets each resource parse its
 
 from __future__ import annotations
 
-from .resources import Resource, SystemFacts
-from .resources import APT_STAMP
+from .resources import APT_STAMP, PENDING_DIR, Resource, SystemFacts
 
 MARK = "@@provision-fact"
 
@@ -15,7 +14,8 @@ SYSTEM_PROBE = f"""\
 . /etc/os-release 2>/dev/null
 echo "$ID" "$VERSION_ID" "${{VERSION_CODENAME:-none}}" "$(uname -m)" "$(date +%s)"
 newest=$(ls -t /var/lib/apt/lists/*Release {APT_STAMP} 2>/dev/null | head -n1)
-[ -n "$newest" ] && stat -c %Y "$newest" || echo never"""
+[ -n "$newest" ] && stat -c %Y "$newest" || echo never
+echo pending $(ls {PENDING_DIR} 2>/dev/null)"""
 
 
 def probe_script(resources: list[Resource], want_diff: bool = False) -> str:
@@ -45,5 +45,6 @@ def _parse_system(lines: list[str]) -> SystemFacts:
     now = int(words[4]) if words[4].isdigit() else 0
     stamp = lines[1].strip() if len(lines) > 1 else "never"
     age = now - int(stamp) if stamp.isdigit() else None
+    pending = tuple(lines[2].split()[1:]) if len(lines) > 2 else ()
     return SystemFacts(os_id=words[0], os_version=words[1], codename=words[2], machine=words[3],
-                       now=now, apt_lists_age=age)
+                       now=now, apt_lists_age=age, pending=pending)

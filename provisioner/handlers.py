@@ -9,15 +9,18 @@ the lines of `explain` (the service's log) that say why.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from .apply import StepResult, restore_script
+from .resources import pending_marker
 from .ssh import Session
 
 CHECK_FAILED = 3
 ROLLED_BACK = 4
 ROLLBACK_FAILED = 5
 EXPLAIN = "@@provision-explain"
+q = shlex.quote
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class HandlerResult:
 
 
 def handler_script(handler: Handler, rollback: str) -> str:
+    """The handler's check, action and proof; once its action has run on what is on disk (the new
+    state, or the old one after a rollback), its pending marker is removed."""
     rollback = rollback or ":"
+    done = f"rm -f {q(pending_marker(handler.name))}"
     parts = []
     if handler.check:
         parts.append(f"{{ {handler.check}\n}} || {{ {rollback}\nexit {CHECK_FAILED}; }}")
@@ -52,23 +58,27 @@ def handler_script(handler: Handler, rollback: str) -> str:
         f"if ! {proof}; then\n"
         f"  echo {EXPLAIN}\n  {{ {handler.explain or ':'}\n}}\n  echo {EXPLAIN}\n"
         f"  {rollback}\n"
-        f"  if {proof} >/dev/null 2>&1; then exit {ROLLED_BACK}; else exit {ROLLBACK_FAILED}; fi\n"
-        f"fi"
+        f"  if {proof} >/dev/null 2>&1; then {done}; exit {ROLLED_BACK}; else exit {ROLLBACK_FAILED}; fi\n"
+        f"fi\n{done}"
     )
     return "\n".join(parts)
 
 
-def run_handlers(session: Session, handlers: list[Handler], steps: list[StepResult]) -> list[HandlerResult]:
-    """Run, in declared order, every handler that a successful change notified."""
+def run_handlers(session: Session, handlers: list[Handler], steps: list[StepResult],
+                 left_pending: tuple[str, ...] = ()) -> list[HandlerResult]:
+    """Run, in declared order, every handler that a successful change notified, or that an earlier
+    run left pending (its changes were made, then the run was interrupted before its handlers)."""
     done = [(i, s) for i, s in enumerate(steps) if s.status == "changed"]
     results = []
     for handler in handlers:
         notifiers = [(i, s) for i, s in done if handler.name in s.decision.resource.notify]
-        if not notifiers:
+        earlier = pending_marker(handler.name).rpartition("/")[2] in left_pending
+        if not notifiers and not earlier:
             continue
         rollback = "\n".join(filter(None, (restore_script(i, s.decision) for i, s in reversed(notifiers))))
         result = session.run(handler_script(handler, rollback))
-        results.append(_judge(handler, result.rc, result.out, [s.decision.resource.label() for _, s in notifiers]))
+        labels = [s.decision.resource.label() for _, s in notifiers] + ["files of an interrupted earlier run"] * earlier
+        results.append(_judge(handler, result.rc, result.out, labels))
     return results
 
 

@@ -10,6 +10,8 @@ from .resources import Decision, Resource, SystemFacts
 @dataclass
 class Plan:
     decisions: list[Decision]
+    left_pending: tuple[str, ...] = ()  # markers of handlers an interrupted earlier run did not run
+
 
     @property
     def changes(self) -> list[Decision]:
@@ -20,4 +22,4 @@ class Plan:
 
 
 def make_plan(resources: list[Resource], system: SystemFacts, facts: list, want_diff: bool = False) -> Plan:
-    return Plan([r.decide(f, system, want_diff) for r, f in zip(resources, facts)])
+    return Plan([r.decide(f, system, want_diff) for r, f in zip(resources, facts)], system.pending)

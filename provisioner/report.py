@@ -47,6 +47,9 @@ def show(console: Console, reports: list[HostReport], secrets: dict[str, list[st
                               f"[dim]{escape(redact(d.reason, hide))}[/]")
                 if d.diff:
                     console.print(Text(redact(d.diff, hide), style="cyan"), end="")
+            if check and r.plan.left_pending:
+                console.print(f"  [yellow]would run[/] handlers {escape(', '.join(r.plan.left_pending))}  "
+                              "[dim]an interrupted earlier run changed files and did not run them[/]")
             ok = sum(1 for d in r.plan.decisions if not d.changed)
             if not verbose and ok:
                 console.print(f"  [green]ok[/]       {ok} resource(s) already as wanted [dim](-v shows why)[/]")

@@ -32,6 +32,7 @@ class SystemFacts:
     machine: str = ""
     now: int = 0
     apt_lists_age: int | None = None  # seconds since the last apt-get update; None = never
+    pending: tuple[str, ...] = ()  # marker names (pending_marker) of handlers an earlier run left to run
 
 
 @dataclass
@@ -74,6 +75,13 @@ class Resource:
 APT_ENV = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a"
 APT_STAMP = "/var/lib/provision/apt-updated"
 RUN_DIR = "/var/lib/provision/run"  # this run's backups and markers; root-only
+# Handlers notified by a change that have not run yet: a marker file each, kept across runs, so a run
+# interrupted between its changes and its handlers has them run by the next one.
+PENDING_DIR = f"{RUN_DIR}.pending"
+
+
+def pending_marker(handler: str) -> str:
+    return f"{PENDING_DIR}/{handler.replace(' ', '-')}"
 
 
 @dataclass
