@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import queue
+import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from .deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .inventory import Host, default_inventory_path, load_inventory
 from .lab.cli import app as lab_app
-from .ssh import Session, Unreachable
+from .ssh import Session, Unreachable, interrupt_all
 from .variables import Secret, redact
 from .verify import http_check
 from .vmlab import app as vm_app
@@ -228,8 +229,15 @@ def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Fork
     raise typer.Exit(code)
 
 
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C: end every connection at once (threads waiting on a host give up), then stop."""
+    interrupt_all()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         code = app(standalone_mode=False)
     except UserError as e:

@@ -12,7 +12,9 @@ import os
 import secrets as _random
 import shlex
 import socket
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +28,17 @@ if TYPE_CHECKING:
 
 SUDO_PROMPT = "[provision-sudo-password]"
 CONNECT_TIMEOUT = 10
+
+_open_sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
+_interrupted = threading.Event()
+
+
+def interrupt_all() -> None:
+    """Ctrl-C: close every connection of this process now and refuse new ones. A remote script that
+    was running finishes on its host (its output goes to a file there); nothing after it is sent."""
+    _interrupted.set()
+    for session in list(_open_sessions):
+        session.close()
 
 
 class Unreachable(UserError):
@@ -88,6 +101,8 @@ class Session:
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> "Session":
         host = self.host
+        if _interrupted.is_set():
+            raise Unreachable(f"not connecting to {host.name}: interrupted", "run the same command again")
         kh = known_hosts_path()
         cfg = _ssh_config(host.address)
         address = cfg.get("hostname", host.address)
@@ -120,6 +135,7 @@ class Session:
             raise Unreachable(f"cannot connect to {where}: {e or type(e).__name__}",
                               "check that the host is up, the address/port are right and sshd runs") from None
         self._client = client
+        _open_sessions.add(self)
         self._start_shell()
         return self
 
@@ -180,11 +196,18 @@ class Session:
         return Unreachable(f"sudo failed on {host.name}: {detail}", f"check that {host.user} may run sudo on the host")
 
     def _exchange(self, script: str, in_main_shell: str, timeout: float | None) -> Result:
+        if self._chan is None:
+            raise EOFError("the connection was closed")
         token = "@@provision-end-" + _random.token_hex(8)
+        # The output goes to a root-only file and is sent when the script has ended: if the controller
+        # goes away mid-script (Ctrl-C, kill -9, a dropped link), the script still runs to its end on
+        # the host instead of dying of SIGPIPE half-way (e.g. inside dpkg); nothing after it is sent.
         wrapped = (
             f"{in_main_shell}\n"
-            f"(\n{script}\n) </dev/null 2>&1\n"
-            f"printf '\\n{token} %s\\n' \"$?\"\n"
+            f"provision_out=$(mktemp) || provision_out=/dev/stdout\n"
+            f"(\n{script}\n) </dev/null >\"$provision_out\" 2>&1\n"
+            f"provision_rc=$?; [ \"$provision_out\" = /dev/stdout ] || {{ cat \"$provision_out\"; rm -f \"$provision_out\"; }}\n"
+            f"printf '\\n{token} %s\\n' \"$provision_rc\"\n"
         )
         self.metrics["scripts"] = self.metrics.get("scripts", 0) + 1
         self._chan.sendall(wrapped.encode())
