@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import queue
 import signal
 import sys
@@ -238,8 +239,10 @@ def _interrupt(signum, frame) -> None:
 def main() -> None:
     debug = "--debug" in sys.argv
     signal.signal(signal.SIGINT, _interrupt)
+    if not debug:  # paramiko's own thread logs a lost or refused connection as tracebacks: we report it
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer turns Ctrl-C into 130
     except UserError as e:
         err.print(f"[red]error:[/] {escape(e.cause)}")
         if e.fix:
@@ -248,7 +251,6 @@ def main() -> None:
             raise
         code = e.code
     except click.exceptions.Abort:
-        err.print("interrupted")
         code = EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()
@@ -258,4 +260,7 @@ def main() -> None:
             raise
         err.print(f"[red]internal error:[/] {type(e).__name__}: {e} (run again with --debug for the traceback)")
         code = EXIT_FAILED
+    if code == EXIT_INTERRUPTED:
+        err.print("[red]interrupted:[/] every connection was closed; a step already running on a host finishes there")
+        err.print("  [dim]fix:[/] run the same command again; it converges")
     sys.exit(code or 0)
