@@ -14,8 +14,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
+try:  # typer >= 0.20 carries its own copy of click: its usage errors are not click's
+    from typer._click.exceptions import ClickException
+except ImportError:
+    from click.exceptions import ClickException
 from rich.console import Console
 from rich.markup import escape
 
@@ -250,9 +253,9 @@ def main() -> None:
         if debug:
             raise
         code = e.code
-    except click.exceptions.Abort:
+    except typer.Abort:
         code = EXIT_INTERRUPTED
-    except click.ClickException as e:
+    except ClickException as e:  # usage: a missing or bad option (exit 2)
         e.show()
         code = e.exit_code
     except Exception as e:  # a bug, not the user's doing
