@@ -181,7 +181,9 @@ STATUS_SCRIPT = """\
 echo "nginx: $(systemctl is-active nginx 2>/dev/null) $(dpkg-query -W -f='${{Version}}' nginx 2>/dev/null)"
 echo "uwsgi: $(systemctl is-active {unit} 2>/dev/null) $(dpkg-query -W -f='${{Version}}' uwsgi 2>/dev/null)"
 echo "release: $(basename "$(readlink {current})" 2>/dev/null)"
-echo "health: $({check} 2>&1 | tail -n1)"
+health=$( {{ {check}
+}} 2>&1 | tail -n1 )
+echo "health: $health"
 """
 
 
