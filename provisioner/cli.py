@@ -31,7 +31,7 @@ from .inventory import Host, default_inventory_path, load_inventory
 from .lab.cli import app as lab_app
 from .ssh import Session, Unreachable, interrupt_all
 from .variables import Secret, redact
-from .verify import http_check
+from .verify import site_check
 from .vmlab import app as vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -193,10 +193,8 @@ def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_becom
     hosts = _hosts(host, inventory, ask_become_pass)
 
     def look(h: Host, session: Session):
-        v, at = h.vars, Layout.of(h.vars)
-        server = v.server_name.split()[0] if v.server_name != "_" else "localhost"
-        script = STATUS_SCRIPT.format(unit=at.unit, current=at.current,
-                                      check=http_check(v.http_port, server, v.health_path, tries=1))
+        at = Layout.of(h.vars)
+        script = STATUS_SCRIPT.format(unit=at.unit, current=at.current, check=site_check(h.vars, tries=1))
         return session.run(script).out
 
     code = 0

@@ -23,7 +23,7 @@ from .inventory import Host
 from .plan import Plan, make_plan
 from .resources import Packages, Resource
 from .ssh import Session, Unreachable
-from .verify import verify_site
+from .verify import site_check, verify_site
 
 LOCK_FILE = "/run/lock/provision-deploy.lock"
 LOCKED = 75
@@ -76,8 +76,9 @@ def _lock(timeout: int) -> str:
 
 
 def _plan(session: Session, host: Host, resources: list[Resource], diff: bool, lock: bool = False) -> Plan:
-    """One remote command: (take the host's deploy lock and) read every fact; then plan locally."""
-    script = facts.probe_script(resources, want_diff=diff)
+    """One remote command: (take the host's deploy lock and) read every fact and how the site
+    answers right now; then plan locally."""
+    script = facts.probe_script(resources, want_diff=diff, health=site_check(host.vars, tries=1) if lock else "")
     if lock:
         script = f"[ -n \"$PROVISION_LOCKED\" ] || {{ cat {LOCK_FILE}.owner 2>/dev/null; exit {LOCKED}; }}\n" + script
     probe = session.run(script, in_main_shell=_lock(host.vars.deploy_lock_timeout) if lock else "")
@@ -105,7 +106,9 @@ def deploy_host(host: Host, *, check: bool = False, diff: bool = False,
             if report.steps or report.plan.left_pending:
                 progress(host.name, "running handlers")
                 report.handlers = run_handlers(session, handlers, report.steps, report.plan.left_pending)
-            if not _failed(report):
+            if not report.steps and not report.handlers and report.plan.health and report.plan.health[0]:
+                report.verified = report.plan.health[1]  # nothing changed since the site answered
+            elif not _failed(report):
                 progress(host.name, "verifying")
                 _verify(session, host, report)
     except Unreachable as e:
@@ -162,10 +165,9 @@ def _last_error(output: str) -> str:
 def _verify(session: Session, host: Host, report: HostReport) -> None:
     v = host.vars
     at = Layout.of(v)
-    server = v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
     explain = (f"echo '--- {at.error_log}'; tail -n 15 {at.error_log} 2>/dev/null; "
                f"echo '--- journal of {at.unit}'; journalctl -u {at.unit} -n 15 --no-pager -o cat")
-    ok, answer, logs = verify_site(session, v.http_port, server, v.health_path, explain)
+    ok, answer, logs = verify_site(session, v, explain)
     report.verified = answer
     if ok:
         report.status = "changed" if report.changed_count else "ok"

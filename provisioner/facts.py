@@ -18,11 +18,19 @@ newest=$(ls -t /var/lib/apt/lists/*Release {APT_STAMP} 2>/dev/null | head -n1)
 echo pending $(ls {PENDING_DIR} 2>/dev/null)"""
 
 
-def probe_script(resources: list[Resource], want_diff: bool = False) -> str:
-    parts = [f"echo {MARK} system", SYSTEM_PROBE]
+def probe_script(resources: list[Resource], want_diff: bool = False, health: str = "") -> str:
+    """`health` (a shell check of the running service) runs alongside the probes; when the plan
+    turns out empty, its answer is the deploy's verification, and no second round trip is needed."""
+    parts = []
+    if health:
+        parts.append(f"provision_health=$(mktemp)\n{{ {health}\n}} >\"$provision_health\" 2>&1 & provision_health_pid=$!")
+    parts += [f"echo {MARK} system", SYSTEM_PROBE]
     for index, resource in enumerate(resources):
         parts.append(f"echo {MARK} {index}")
         parts.append(f"{{ {resource.probe(want_diff)}\n}} 2>/dev/null")
+    if health:
+        parts.append(f"wait $provision_health_pid; echo {MARK} health; echo $?\n"
+                     f"cat \"$provision_health\"; rm -f \"$provision_health\"")
     return "\n".join(parts)
 
 
@@ -36,6 +44,9 @@ def parse(output: str, resources: list[Resource]) -> tuple[SystemFacts, list]:
         elif current is not None:
             sections[current].append(line)
     system = _parse_system(sections.get("system", []))
+    if "health" in sections:
+        rc, *answer = sections["health"] or ["1"]
+        system.health = (rc.strip() == "0", "\n".join(answer).strip())
     facts = [resource.parse("\n".join(sections.get(str(i), []))) for i, resource in enumerate(resources)]
     return system, facts
 

@@ -11,6 +11,7 @@ from .resources import Decision, Resource, SystemFacts
 class Plan:
     decisions: list[Decision]
     left_pending: tuple[str, ...] = ()  # markers of handlers an interrupted earlier run did not run
+    health: tuple[bool, str] | None = None  # the site's answer while the facts were read
 
 
     @property
@@ -22,4 +23,5 @@ class Plan:
 
 
 def make_plan(resources: list[Resource], system: SystemFacts, facts: list, want_diff: bool = False) -> Plan:
-    return Plan([r.decide(f, system, want_diff) for r, f in zip(resources, facts)], system.pending)
+    return Plan([r.decide(f, system, want_diff) for r, f in zip(resources, facts)], system.pending,
+                system.health)

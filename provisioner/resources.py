@@ -32,6 +32,7 @@ class SystemFacts:
     machine: str = ""
     now: int = 0
     apt_lists_age: int | None = None  # seconds since the last apt-get update; None = never
+    health: tuple[bool, str] | None = None  # the site's health answer (ok, text), when probed
     pending: tuple[str, ...] = ()  # marker names (pending_marker) of handlers an earlier run left to run
 
 

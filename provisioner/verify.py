@@ -74,8 +74,14 @@ def uwsgi_check(socket_path: str, path: str, tries: int = 30) -> str:
     return _python(_UWSGI, path, socket_path, tries)
 
 
-def verify_site(session: Session, port: int, host_header: str, path: str, explain: str) -> tuple[bool, str, str]:
+def site_check(v, tries: int = 20) -> str:
+    """Shell: the site's health path through nginx, as a client naming the site would ask."""
+    server = v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
+    return http_check(v.http_port, server, v.health_path, tries)
+
+
+def verify_site(session: Session, v, explain: str) -> tuple[bool, str, str]:
     """The end of every deploy: the health path answers through nginx. Returns ok, answer, log lines."""
-    result = session.run(f"if {http_check(port, host_header, path)}\nthen :; else echo @@explain; {explain}\nexit 1; fi")
+    result = session.run(f"if {site_check(v)}\nthen :; else echo @@explain; {explain}\nexit 1; fi")
     answer, _, logs = result.out.partition("@@explain\n")
     return result.rc == 0, answer.strip(), logs.strip()
