@@ -25,11 +25,19 @@ def resources(v):
     yield Service(at.unit)
 
 
+# The last Python traceback in the log, but not a KeyboardInterrupt (uWSGI stops the other workers
+# with SIGINT when one fails to load the app): that is the cause, however much uWSGI logged after it.
+LAST_TRACEBACK = r"""awk '/^Traceback \(most recent call last\):/ {tb = $0; next}
+tb != "" {tb = tb "\n" $0; if ($0 !~ /^[ \t]/) {if ($0 !~ /^KeyboardInterrupt/) last = tb; tb = ""}}
+END {if (last != "") print last}'"""
+
+
 def handlers(v):
     at = Layout.of(v)
+    journal = f"journalctl -u {at.unit} --since \"$provision_since\" --no-pager -o cat"
     return [Handler(
         "restart app",
-        run=f"systemctl restart {at.unit}",
+        run=f"provision_since=$(date '+%F %T'); systemctl restart {at.unit}",
         verify=uwsgi_check(v.uwsgi_socket, v.health_path),
-        explain=f"journalctl -u {at.unit} -n 25 --no-pager -o cat",
+        explain=f"{journal} | {LAST_TRACEBACK}\n{journal} | tail -n 12",
     )]
