@@ -1,0 +1,268 @@
+"""What a user sees when the input is wrong or a host cannot be reached, through the real CLI.
+
+Every mistake a user can make ends with exactly one line of cause (`error: ...`) and one line of
+fix (`  fix: ...`), never a traceback (only with --debug), and the documented exit code
+(provisioner/errors.py; docs/failures.md). No test here needs a lab host: unreachable hosts are
+closed or silent ports on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from provisioner import PROJECT_ROOT, TEMPLATES_DIR
+from provisioner.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, EXIT_USAGE
+
+pytestmark = pytest.mark.unit
+
+CLI = [sys.executable, "-m", "provisioner"]
+
+
+@pytest.fixture(autouse=True)
+def own_known_hosts(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROVISION_KNOWN_HOSTS", str(tmp_path / "known_hosts"))
+    monkeypatch.delenv("PROVISION_INVENTORY", raising=False)
+
+
+def provision(*args, cwd=None, prefix=CLI) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, *map(str, args)], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def inventory(tmp_path: Path, text: str, name: str = "inv.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def good_inventory(tmp_path: Path, extra_vars: str = "", port: int | None = None) -> Path:
+    port = port or closed_port()
+    return inventory(tmp_path, f"""
+        all:
+          hosts:
+            web1: {{ansible_host: 127.0.0.1, ansible_port: {port}}}
+            web2: {{ansible_host: 127.0.0.1, ansible_port: {port}}}
+          children:
+            web: {{hosts: {{web1: , web2: }}}}
+          vars:
+            app_name: model_api
+        {textwrap.indent(textwrap.dedent(extra_vars), '    ').rstrip()}
+        """)
+
+
+def one_error(result: subprocess.CompletedProcess, code: int = EXIT_USAGE) -> str:
+    """The run failed with `code` and said exactly `error: CAUSE` + `  fix: FIX`, no traceback; returns CAUSE."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("error: ") and lines[1].startswith("  fix: ") and len(lines[1]) > 8, lines
+    assert result.stdout == ""
+    return lines[0][len("error: "):]
+
+
+# -- inventory and settings -----------------------------------------------------------------------
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    inv = inventory(tmp_path, """
+        all:
+          hosts:
+            web1:
+              ansible_host: 127.0.0.1
+             bad: [
+        """)
+    cause = one_error(provision("deploy", "-H", "web1", "-i", inv))
+    assert cause.startswith(f"{inv}:5:6: expected <block end>"), cause
+
+
+def test_a_misspelled_setting_suggests_the_right_name(tmp_path):
+    inv = good_inventory(tmp_path, "uwsgi_proceses: 3\n")
+    cause = one_error(provision("deploy", "-H", "web1", "-i", inv))
+    assert "unknown setting 'uwsgi_proceses'" in cause and "did you mean 'uwsgi_processes'" in cause
+    assert "inv.yml:" in cause, "says where it was written"
+
+
+def test_a_wrong_type_names_the_setting_the_host_and_the_value(tmp_path):
+    inv = good_inventory(tmp_path, "http_port: eighty\n")
+    cause = one_error(provision("deploy", "-H", "web1", "-i", inv))
+    assert "http_port" in cause and "web1" in cause and "'eighty'" in cause and "integer" in cause
+
+
+def test_a_missing_app_source_names_the_setting(tmp_path):
+    inv = good_inventory(tmp_path, "app_source: no/such/app\n")
+    cause = one_error(provision("deploy", "-H", "web1", "-i", inv))
+    assert "app_source" in cause and "not a directory" in cause
+
+
+def test_a_missing_required_option_is_a_usage_error(tmp_path):
+    result = provision("deploy", "-i", good_inventory(tmp_path))
+    assert result.returncode == EXIT_USAGE and "Traceback" not in result.stderr
+    assert "Missing option '--host'" in result.stderr
+
+
+def test_no_command_for_run_is_a_usage_error(tmp_path):
+    cause = one_error(provision("run", "-H", "web1", "-i", good_inventory(tmp_path)))
+    assert cause == "no command given"
+
+
+def test_an_unknown_host_or_group_lists_the_known_ones(tmp_path):
+    inv = good_inventory(tmp_path)
+    cause = one_error(provision("deploy", "-H", "nope", "-i", inv))
+    assert cause == f"no host or group 'nope' in {inv}"
+    fix = provision("status", "-H", "web1,nope", "-i", inv).stderr.splitlines()[1]
+    assert "web1" in fix and "web2" in fix and "web" in fix and "all" in fix
+
+
+def test_an_empty_inventory(tmp_path):
+    inv = inventory(tmp_path, "")
+    assert one_error(provision("deploy", "-H", "all", "-i", inv)) == f"inventory {inv} is empty"
+
+
+def test_a_missing_inventory_file(tmp_path):
+    cause = one_error(provision("deploy", "-H", "all", "-i", tmp_path / "nope.yml"))
+    assert "not found" in cause
+
+
+@pytest.mark.parametrize("setting, value, bad", [
+    ("server_name", '"example.com; return 200"', "';'"),
+    ("health_path", '"/healthz\\n  location / {}"', "'\\n'"),
+    ("app_module", '"model_api.wsgi }"', "'}'"),
+    ("static_url", '"/static/ { allow all; }"', "';'"),
+])
+def test_a_value_injecting_a_directive_is_refused(tmp_path, setting, value, bad):
+    inv = good_inventory(tmp_path, f"{setting}: {value}\n")
+    cause = one_error(provision("deploy", "-H", "all", "-i", inv))
+    assert cause.startswith(f"setting {setting} of host web1 contains {bad}"), cause
+    assert "would break out of the ini/nginx file" in cause
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    inv = good_inventory(tmp_path, "uwsgi_proceses: 3\n")
+    result = provision("--debug", "deploy", "-H", "web1", "-i", inv)
+    assert result.returncode != 0 and "Traceback" in result.stderr and "UserError" in result.stderr
+
+
+# -- templates: an error stops the run before any host is contacted -------------------------------
+
+class Listener:
+    """A loopback TCP port that counts connections and never answers (a host that hangs)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+
+    def poll(self, seconds: float = 0.0) -> int:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except (socket.timeout, BlockingIOError):
+                if time.monotonic() >= deadline:
+                    return len(self.accepted)
+
+    def close(self):
+        for c in self.accepted:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    ear = Listener()
+    yield ear
+    ear.close()
+
+
+WITH_TEMPLATES = [sys.executable, "-c",
+                  "import sys, pathlib, provisioner.templating as t; t.TEMPLATES_DIR = pathlib.Path(sys.argv.pop(1)); "
+                  "sys.argv[0] = 'provision'; from provisioner.cli import main; main()"]
+
+
+@pytest.mark.parametrize("broken, words", [
+    ("server_name {{ v.server_nam }};", "undefined variable 'v.server_nam'"),
+    ("listen {{ v.http_port };", "unexpected '}'"),
+])
+def test_a_template_error_names_template_line_and_variable_and_touches_no_host(tmp_path, listener, broken, words):
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES_DIR, templates)
+    site = templates / "nginx" / "site.conf.j2"
+    site.write_text(broken + "\n" + site.read_text())
+    inv = good_inventory(tmp_path, port=listener.port)
+    result = provision(templates, "deploy", "-H", "web1", "-i", inv, prefix=WITH_TEMPLATES)
+    assert result.returncode == EXIT_FAILED and "Traceback" not in result.stdout + result.stderr
+    error = next(line for line in result.stdout.splitlines() if "error:" in line)
+    assert error.strip() == f"error: {site}:1: {words}" or f"{site}:1: {words}" in error, result.stdout
+    assert listener.poll() == 0, "no connection was made: nothing was uploaded"
+
+
+# -- unreachable hosts ----------------------------------------------------------------------------
+
+def test_unreachable_hosts_exit_3_in_every_command(tmp_path):
+    inv = good_inventory(tmp_path)
+    deploy = provision("deploy", "-H", "web", "-i", inv)
+    assert deploy.returncode == EXIT_UNREACHABLE and "Traceback" not in deploy.stdout + deploy.stderr
+    assert deploy.stdout.count("UNREACHABLE") == 2 and "Connection refused" in deploy.stdout
+    assert "summary: 2 host(s): 2 unreachable" in deploy.stdout
+    for args in (("status",), ("run", "--", "true"), ("logs",)):
+        result = provision(args[0], "-H", "web1", "-i", inv, *args[1:])
+        assert result.returncode == EXIT_UNREACHABLE, (args, result.stdout, result.stderr)
+        assert "Connection refused" in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_json_report_of_an_unreachable_host(tmp_path):
+    import json
+    result = provision("deploy", "-H", "web1", "-i", good_inventory(tmp_path), "--json")
+    [host] = json.loads(result.stdout)["hosts"]
+    assert result.returncode == EXIT_UNREACHABLE and host["status"] == "unreachable"
+    assert "Connection refused" in host["error"] and host["fix"]
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+def test_ctrl_c_while_hosts_hang_stops_at_once_with_130(tmp_path, listener):
+    inv = good_inventory(tmp_path, port=listener.port)
+    proc = subprocess.Popen([*CLI, "deploy", "-H", "web", "-i", str(inv)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert listener.poll(5) >= 1 or listener.poll(5) >= 1, "the deploy connects"
+        time.sleep(0.3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, (out, err)
+    assert time.monotonic() - started < 3, "does not wait for the SSH banner timeout"
+    assert "Traceback" not in err and err.splitlines()[-2].startswith("interrupted: "), err
+    assert err.splitlines()[-1].startswith("  fix: run the same command again")
+
+
+def test_the_documented_exit_codes():
+    from provisioner import errors
+    assert (errors.EXIT_OK, errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_UNREACHABLE,
+            errors.EXIT_CHANGES_PENDING, errors.EXIT_INTERRUPTED) == (0, 1, 2, 3, 4, 130)
+    doc = (PROJECT_ROOT / "docs" / "failures.md").read_text()
+    for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"):
+        assert code in doc, code
+    assert os.path.exists(PROJECT_ROOT / "docs" / "failures.md")
