@@ -90,6 +90,7 @@ def as_json(reports: list[HostReport], secrets: dict[str, list[str]]) -> str:
             "resources": resources,
             "handlers": [{"name": h.handler.name, "status": h.status, "message": redact(h.message, hide)}
                          for h in r.handlers],
+            "handlers_left_pending": list(r.plan.left_pending) if r.plan else [],
             "verified": redact(r.verified, hide), "error": redact(r.error, hide) or None, "fix": r.fix or None,
             "details": redact(r.details, hide) or None, "remote": r.metrics,
         })
