@@ -52,6 +52,7 @@ APT_CACHE_DIR = CACHE_ROOT / "vm-apt-cacher-ng"   # our own apt-cacher-ng instan
 VAGRANT_DIR = PROJECT_ROOT / "vagrant"
 BUILD_BOX = VAGRANT_DIR / "build-box.sh"
 INVENTORY = PROJECT_ROOT / "inventories" / "vagrant.yml"
+LOG_DIR = Path("/var/log/provision-vm")            # vagrant-up.log, console/NAME.log (kept after down)
 
 BOX_NAME = "provision/debian12"
 DEFAULT_NAMES = ("vm1", "vm2")
@@ -295,7 +296,7 @@ def _vagrant_env(extra: dict | None = None) -> dict:
         "PROVISION_VM_POOL": POOL,
         "PROVISION_VM_NETWORK": NETWORK,
         "PROVISION_VM_MAC_PREFIX": MAC_PREFIX,
-        "PROVISION_VM_CONSOLE_DIR": str(STATE_DIR / "console"),
+        "PROVISION_VM_CONSOLE_DIR": str(LOG_DIR / "console"),
         "PROVISION_VM_NAMES": " ".join(machine_names()),
     })
     env.pop("PROVISION_VM_BOX", None)   # the lab always uses the locally built box
@@ -652,7 +653,9 @@ def up(names: list[str] | None = None, *, quiet: bool = False, log: Log = _stder
         timings["box"] = time.monotonic() - t
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         os.chmod(STATE_DIR, 0o755)   # libvirt-qemu reads the pool's images below it
-        (STATE_DIR / "console").mkdir(exist_ok=True)
+        (LOG_DIR / "console").mkdir(parents=True, exist_ok=True)
+        for old in (LOG_DIR / "console").glob("*.log"):
+            old.unlink()
         st.setdefault("names", names)
         _save_state(st)
         if not _netns_exists():
@@ -664,16 +667,16 @@ def up(names: list[str] | None = None, *, quiet: bool = False, log: Log = _stder
         _save_state(st)
         log(f"vagrant up {' '.join(names)} (driver {vm_driver()})")
         t = time.monotonic()
-        out_path = STATE_DIR / "vagrant-up.log"
+        out_path = LOG_DIR / "vagrant-up.log"
         with open(out_path, "w") as out:
             p = subprocess.run(_ns(["vagrant", "up", "--provider=libvirt"]), env=_vagrant_env(),
                                cwd=VAGRANT_DIR, stdin=subprocess.DEVNULL,
                                stdout=out if quiet else None, stderr=subprocess.STDOUT if quiet else None)
         timings["vagrant_up"] = time.monotonic() - t
         if p.returncode != 0:
-            tail = out_path.read_text(errors="replace")[-1500:] if quiet else ""
-            raise UserError(f"vagrant up failed (exit {p.returncode}) {tail}".strip(),
-                            f"see {STATE_DIR}/console/*.log; `provision vm down` cleans up", EXIT_FAILED)
+            raise UserError(f"vagrant up failed (exit {p.returncode}): {_vagrant_error(out_path) if quiet else ''}",
+                            f"see {out_path} and the VMs' consoles {LOG_DIR}/console/*.log; "
+                            "`provision vm down` cleans up", EXIT_FAILED)
         t = time.monotonic()
         write_inventory(INVENTORY, lab=True, log=log)
         hosts = load_inventory_hosts(INVENTORY)
@@ -683,6 +686,13 @@ def up(names: list[str] | None = None, *, quiet: bool = False, log: Log = _stder
         _save_state(st)
         log("up: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         return {"inventory": INVENTORY, "hosts": hosts, "timings": timings}
+
+
+def _vagrant_error(log_path: Path) -> str:
+    """The message of a failed vagrant run, without Ruby backtraces and progress bars."""
+    lines = [ln for ln in log_path.read_text(errors="replace").replace("\r", "\n").splitlines()
+             if ln.strip() and not re.match(r"\s*/\S+\.rb:\d+:in", ln) and "Progress:" not in ln]
+    return " | ".join(lines[-12:])[-1500:]
 
 
 def down(log: Log = _stderr) -> None:
@@ -707,6 +717,10 @@ def _down_locked(log: Log) -> None:
                 _start_daemons(st, log)
             ours = _pid_alive(st.get("libvirtd_pid"), "libvirtd")
     if ours:
+        # Hard power-off first: `vagrant destroy` then has nothing to wait for.
+        for d in _virsh("list", "--name", check=False).stdout.split():
+            if d.startswith(DOMAIN_PREFIX):
+                _virsh("destroy", d, check=False)
         dot = STATE_DIR / "dotvagrant"
         if dot.exists() and shutil.which("vagrant"):
             p = _run(_ns(["vagrant", "destroy", "-f"]), check=False, env=_vagrant_env(), cwd=VAGRANT_DIR,

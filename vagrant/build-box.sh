@@ -59,6 +59,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   exit 2
 fi
 
+# Build in a private mount namespace: a mount namespace that someone else creates while our disk is
+# mounted (`ip netns exec`, nspawn, unshare: root mounts are private without systemd) would keep a
+# copy of the mount, our umount would not flush the filesystem, and the image would miss files.
+if [ -z "${PROVISION_BOX_PRIVATE_MOUNTS:-}" ]; then
+  command -v unshare >/dev/null || { echo "build-box.sh: unshare (util-linux) is missing" >&2; exit 2; }
+  PROVISION_BOX_PRIVATE_MOUNTS=1 exec unshare --mount --propagation private bash "$SELF" "$@"
+fi
+
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9
@@ -193,10 +201,22 @@ mmdebstrap --quiet --variant=apt --hook-dir=/usr/share/mmdebstrap/hooks/merged-u
 
 # extlinux's MBR boot code (the partition is marked active above).
 dd if=/usr/lib/EXTLINUX/mbr.bin of="$RAW" bs=440 count=1 conv=notrunc status=none
-fstrim "$MNT" >/dev/null 2>&1 || true
+sync -f "$MNT"
+fstrim "$MNT" >/dev/null 2>&1 || true   # free blocks become holes: a smaller image
 used=$(df -h --output=used "$MNT" | tail -n1 | tr -d ' ')
+sync -f "$MNT"
 umount "$MNT"
-losetup -d "$LOOP"; LOOP=
+losetup -d "$LOOP"
+# The device must really go away (else some mount still holds the filesystem, unflushed).
+for _ in $(seq 100); do
+  [ -e "/sys/block/${LOOP#/dev/}/loop/backing_file" ] || break
+  sleep 0.1
+done
+if [ -e "/sys/block/${LOOP#/dev/}/loop/backing_file" ]; then
+  echo "build-box.sh: $LOOP is still busy after umount (mounted in another mount namespace?)" >&2
+  exit 1
+fi
+LOOP=
 t1=$(date +%s)
 echo "box: root filesystem done ($used used) in $((t1 - t0)) s; compressing"
 

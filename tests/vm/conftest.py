@@ -40,8 +40,13 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+_setup_error: list[BaseException] = []
+
+
 @pytest.fixture(scope="session")
 def vm_lab():
+    if _setup_error:  # pytest retries a failed session fixture for every test: fail fast instead
+        pytest.fail(f"the VM lab did not come up: {_setup_error[0]}")
     why = _unavailable()
     if why:
         if os.environ.get("CI") and os.geteuid() == 0:
@@ -51,7 +56,12 @@ def vm_lab():
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         vmlab.down()  # fresh VMs: never reuse what an earlier (maybe crashed) run left
-        yield vmlab.up(quiet=True)
+        try:
+            lab = vmlab.up(quiet=True)
+        except Exception as e:
+            _setup_error.append(e)
+            raise
+        yield lab
     finally:
         try:
             vmlab.down()
