@@ -92,6 +92,11 @@ def netns_prefix() -> list[str]:
 
 
 # --- small helpers -------------------------------------------------------------------------------
+def _oneline(text: str, limit: int = 800) -> str:
+    """Command output as one line (UserError causes are one line)."""
+    return " ".join(text.split())[-limit:]
+
+
 def _run(cmd: list[str], *, check: bool = True, input: str | None = None, timeout: float | None = None,
          env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout, env=env,
@@ -275,7 +280,7 @@ def build_box(force: bool = False, log: Log = _stderr) -> Path:
     p = subprocess.run(["bash", str(BUILD_BOX), *(["--force"] if force else [])], capture_output=True,
                        text=True)
     if p.returncode != 0:
-        raise UserError(f"building the VM box failed: {(p.stderr or p.stdout).strip()[-1500:]}",
+        raise UserError(f"building the VM box failed: {_oneline(p.stderr or p.stdout)}",
                         f"run `bash {BUILD_BOX}` to see the whole output", EXIT_FAILED)
     log(f"box built in {time.monotonic() - t0:.0f} s")
     return box
@@ -319,7 +324,7 @@ def ensure_box(log: Log = _stderr) -> None:
     p = _run(["vagrant", "box", "add", "--force", str(box_path().with_suffix(".json"))], check=False,
              env=env, timeout=600)
     if p.returncode != 0:
-        raise UserError(f"vagrant box add failed: {(p.stderr or p.stdout).strip()[-1500:]}",
+        raise UserError(f"vagrant box add failed: {_oneline(p.stderr or p.stdout)}",
                         f"check {VAGRANT_HOME} (VAGRANT_HOME) and the box {box_path()}", EXIT_FAILED)
 
 
@@ -535,7 +540,7 @@ def ssh_config_text(lab: bool | None = None) -> str:
             Path(os.environ["VAGRANT_CWD"]) if os.environ.get("VAGRANT_CWD") else VAGRANT_DIR)
     p = _run(cmd, check=False, env=env, cwd=cwd, timeout=300)
     if "Host " not in p.stdout:
-        raise UserError(f"`vagrant ssh-config` failed: {(p.stderr or p.stdout).strip()[-800:]}",
+        raise UserError(f"`vagrant ssh-config` failed: {_oneline(p.stderr or p.stdout)}",
                         "bring the VMs up first: `provision vm up` (or `vagrant up` in vagrant/)")
     return p.stdout
 
