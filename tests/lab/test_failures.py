@@ -66,10 +66,10 @@ def write_inv(path: Path, hosts, user="deploy", host_vars=None, **group_vars) ->
     return path
 
 
-def main_inv(path: Path, host, **group_vars) -> Path:
+def main_inv(path: Path, *hosts, user="deploy", host_vars=None, **group_vars) -> Path:
     """The main host's inventory: an app_env secret, and whatever the case changes."""
-    return write_inv(path, [host], **{"app_env": {"API_TOKEN": f"SECRET:{SECRET}", "GREETING": "hello"},
-                                      **group_vars})
+    app_env = {"API_TOKEN": f"SECRET:{SECRET}", "GREETING": "hello"}
+    return write_inv(path, hosts, user, host_vars, **{"app_env": app_env, **group_vars})
 
 
 def http(address, path, timeout=10):
@@ -179,8 +179,7 @@ def test_one_unreachable_host_among_several(main_host, tmp_path):
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     gone = lab.LabHost(name="gone1", address="127.0.0.1")
-    inv = write_inv(tmp_path / "inv.yml", [m.host, gone], host_vars={"gone1": {"ansible_port": closed}},
-                    app_env={"API_TOKEN": f"SECRET:{SECRET}", "GREETING": "hello"})
+    inv = main_inv(tmp_path / "inv.yml", m.host, gone, host_vars={"gone1": {"ansible_port": closed}})
     result = provision("deploy", "-H", "lab", "-i", inv)
     no_traceback(result)
     assert result.returncode == 3, result.stdout
@@ -218,8 +217,7 @@ def test_a_changed_host_key_is_refused(main_host, tmp_path):
 
 def test_sudo_that_asks_for_a_password(main_host, tmp_path):
     m = main_host
-    asks = write_inv(tmp_path / "askpass.yml", [m.host], user="askpass",
-                     app_env={"API_TOKEN": f"SECRET:{SECRET}", "GREETING": "hello"})
+    asks = main_inv(tmp_path / "askpass.yml", m.host, user="askpass")
     started = time.monotonic()
     result = provision("deploy", "-H", m.host.name, "-i", asks, timeout=60)
     no_traceback(result)
@@ -227,9 +225,8 @@ def test_sudo_that_asks_for_a_password(main_host, tmp_path):
     assert f"error: sudo on {m.host.name} asks for a password and none (or a wrong one) was given" in result.stdout
     assert "set ansible_become_password (as !secret)" in result.stdout
     # With the password given (as a secret): it works, and the password is never shown.
-    given = write_inv(tmp_path / "given.yml", [m.host], user="askpass",
-                      host_vars={m.host.name: {"ansible_become_password": "SECRET:lab-password"}},
-                      app_env={"API_TOKEN": f"SECRET:{SECRET}", "GREETING": "hello"})
+    given = main_inv(tmp_path / "given.yml", m.host, user="askpass",
+                     host_vars={m.host.name: {"ansible_become_password": "SECRET:lab-password"}})
     assert "!secret lab-password" in given.read_text()
     result = provision("deploy", "-H", m.host.name, "-i", given, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -397,6 +394,8 @@ def test_killed_and_interrupted_fresh_deploys_converge(lab_hosts, tmp_path):
         assert remote(inv, h.name, "dpkg --audit; echo audit-done").split() == ["audit-done"]
     check = provision("deploy", "-H", "lab", "-i", inv, "--check", "--json")
     assert check.returncode == 4, check.stdout + check.stderr
+    left = {h["host"]: h["handlers_left_pending"] for h in json.loads(check.stdout)["hosts"]}
+    assert left == {killed.name: [], interrupted.name: ["reload-nginx", "restart-app"]}, left
     for host in json.loads(check.stdout)["hosts"]:
         for r in host["resources"]:
             if r["resource"].startswith(("file ", "unit ")):

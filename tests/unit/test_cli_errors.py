@@ -8,7 +8,6 @@ closed or silent ports on 127.0.0.1.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -172,10 +171,12 @@ class Listener:
         self.accepted: list[socket.socket] = []
 
     def poll(self, seconds: float = 0.0) -> int:
+        """Connections so far, waiting up to `seconds` for a (first) new one."""
         deadline = time.monotonic() + seconds
         while True:
             try:
                 self.accepted.append(self.sock.accept()[0])
+                return len(self.accepted)
             except (socket.timeout, BlockingIOError):
                 if time.monotonic() >= deadline:
                     return len(self.accepted)
@@ -201,7 +202,7 @@ WITH_TEMPLATES = [sys.executable, "-c",
 @pytest.mark.parametrize("broken, words", [
     ("server_name {{ v.server_nam }};", "undefined variable 'v.server_nam'"),
     ("listen {{ v.http_port };", "unexpected '}'"),
-])
+], ids=["undefined", "syntax"])
 def test_a_template_error_names_template_line_and_variable_and_touches_no_host(tmp_path, listener, broken, words):
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, templates)
@@ -244,7 +245,7 @@ def test_ctrl_c_while_hosts_hang_stops_at_once_with_130(tmp_path, listener):
     proc = subprocess.Popen([*CLI, "deploy", "-H", "web", "-i", str(inv)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        assert listener.poll(5) >= 1 or listener.poll(5) >= 1, "the deploy connects"
+        assert listener.poll(10) >= 1, "the deploy connects"
         time.sleep(0.3)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -265,4 +266,3 @@ def test_the_documented_exit_codes():
     doc = (PROJECT_ROOT / "docs" / "failures.md").read_text()
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"):
         assert code in doc, code
-    assert os.path.exists(PROJECT_ROOT / "docs" / "failures.md")
