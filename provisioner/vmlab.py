@@ -814,7 +814,7 @@ def status() -> dict:
         "box": str(box_path()) if box_path().exists() else None,
         "domains": {},
         "inventory": str(INVENTORY) if INVENTORY.exists() else None,
-        "leftovers": [] if st.get("up") else _leftovers(),
+        "leftovers": [],
     }
     if info["libvirtd_pid"]:
         for ln in _virsh("list", "--all", check=False).stdout.splitlines():
@@ -822,6 +822,8 @@ def status() -> dict:
             if len(parts) == 3 and parts[1].startswith(DOMAIN_PREFIX):
                 info["domains"][parts[1][len(DOMAIN_PREFIX):]] = parts[2].strip()
     info["up"] = bool(st.get("up") and info["libvirtd_pid"] and info["netns"])
+    if not info["up"]:
+        info["leftovers"] = _leftovers()
     return info
 
 
