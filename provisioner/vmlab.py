@@ -561,7 +561,7 @@ def load_inventory_hosts(path: Path = INVENTORY) -> dict[str, dict]:
 def ssh_argv(host: dict, command: str | None = None, known_hosts: Path | None = None) -> list[str]:
     """ssh argv (with the netns prefix) for an inventory host entry."""
     kh = known_hosts or (STATE_DIR / "known_hosts")
-    argv = _ns(["ssh", "-q", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+    argv = _ns(["ssh", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                 "-o", f"UserKnownHostsFile={kh}", "-o", "StrictHostKeyChecking=yes",
                 "-o", "ConnectTimeout=20", "-i", host["ansible_ssh_private_key_file"],
                 "-p", str(host.get("ansible_port", 22)),
@@ -608,6 +608,16 @@ def _install_hostkeys(hosts: dict[str, dict]) -> None:
         p = _run(argv, check=False, input="\n".join(script) + "\n", timeout=120)
         if p.returncode != 0:
             raise RuntimeError(f"installing host keys on {name} failed: {p.stderr.strip()[-500:]}")
+        # sshd re-executes itself on reload (refusing connections meanwhile): wait until it
+        # answers again, with the pinned key (StrictHostKeyChecking=yes, the lab's known_hosts).
+        deadline = time.monotonic() + 90
+        while True:
+            p = _run(ssh_argv(h, "true"), check=False, timeout=60)
+            if p.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: no SSH with its new host key: {p.stderr.strip()[-500:]}")
+            time.sleep(0.5)
 
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as ex:
         list(ex.map(push, hosts.items()))
