@@ -38,6 +38,8 @@ import yaml
 
 from provisioner import PROJECT_ROOT
 from provisioner.errors import EXIT_FAILED, UserError
+from provisioner.lab import aptproxy
+from provisioner.lab.common import write_atomic
 
 # --- names and addresses -------------------------------------------------------------------------
 NETNS = "provision-vm"
@@ -114,14 +116,6 @@ def _virsh(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Co
     return _run(["virsh", "-q", "-c", LIBVIRT_URI, *args], check=check, timeout=timeout)
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def _pid_alive(pid: int | None, exe_name: str) -> bool:
     """True if `pid` runs (not a zombie) and its executable's name is `exe_name`."""
     if not pid:
@@ -171,7 +165,7 @@ def _load_state() -> dict:
 
 
 def _save_state(st: dict) -> None:
-    _write_atomic(STATE_FILE, json.dumps(st, indent=1, sort_keys=True) + "\n", 0o600)
+    write_atomic(STATE_FILE, json.dumps(st, indent=1, sort_keys=True) + "\n", 0o600)
 
 
 @contextlib.contextmanager
@@ -329,39 +323,15 @@ def ensure_box(log: Log = _stderr) -> None:
 
 
 # --- apt proxy (our own apt-cacher-ng instance on the controller end of the veth) ----------------
-_ACNG_CONF = """\
-# written by provision's VM lab (provisioner/vmlab.py); started with -c {conf}
-CacheDir: {cache}
-LogDir: {logdir}
-SupportDir: /usr/lib/apt-cacher-ng
-SocketPath: {state}/acng.socket
-PidFile: {state}/acng.pid
-Port: {port}
-BindAddress: {addr}
-ReportPage: acng-report.html
-ExThreshold: 4
-Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
-Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security ; file:backends_debian_security
-ForceManaged: 1
-PassThroughPattern: ^no-passthrough-allowed\\.invalid:443$
-DnsCacheSeconds: 1800
-"""
 
 
 def _start_aptproxy(st: dict, log: Log) -> None:
     if _pid_alive(st.get("aptproxy_pid"), "apt-cacher-ng"):
         return
     conf = STATE_DIR / "acng"
-    logdir = STATE_DIR / "acng-log"
-    for d in (conf, logdir, APT_CACHE_DIR):
-        d.mkdir(parents=True, exist_ok=True)
-    _write_atomic(conf / "acng.conf", _ACNG_CONF.format(conf=conf, cache=APT_CACHE_DIR, logdir=logdir,
-                                                         state=STATE_DIR, port=APT_PROXY_PORT,
-                                                         addr=APT_PROXY_ADDR))
-    _write_atomic(conf / "backends_debian", "http://deb.debian.org/debian/\n")
-    _write_atomic(conf / "backends_debian_security", "http://deb.debian.org/debian-security/\n")
+    aptproxy.write_config(conf, APT_CACHE_DIR, STATE_DIR / "acng-log", STATE_DIR / "acng.socket", APT_PROXY_PORT)
     with open(STATE_DIR / "acng.out", "ab") as out:
-        proc = subprocess.Popen(["apt-cacher-ng", "-c", str(conf), "ForeGround=1"],
+        proc = subprocess.Popen(["apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"BindAddress={APT_PROXY_ADDR}"],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
     st["aptproxy_pid"] = proc.pid
@@ -470,7 +440,7 @@ def _define_libvirt_objects(names: list[str]) -> None:
         _virsh("pool-start", POOL)
     if _virsh("net-info", NETWORK, check=False).returncode != 0:
         xml = STATE_DIR / "network.xml"
-        _write_atomic(xml, _network_xml(names))
+        write_atomic(xml, _network_xml(names))
         _virsh("net-define", str(xml))
     if "Active:         yes" not in _virsh("net-info", NETWORK).stdout:
         _virsh("net-start", NETWORK)
@@ -547,7 +517,7 @@ def ssh_config_text(lab: bool | None = None) -> str:
 
 def write_inventory(path: Path = INVENTORY, lab: bool | None = None, log: Log = _stderr) -> Path:
     text = render_inventory(parse_ssh_config(ssh_config_text(lab)))
-    _write_atomic(Path(path), text)
+    write_atomic(Path(path), text)
     log(f"inventory written: {path}")
     return Path(path)
 
@@ -590,7 +560,7 @@ def _install_hostkeys(hosts: dict[str, dict]) -> None:
         for kind, key in _hostkeys(name).items():
             pub = key.with_suffix(".pub").read_text().split()
             lines.append(f"{h['ansible_host']} {pub[0]} {pub[1]}")
-    _write_atomic(STATE_DIR / "known_hosts", "\n".join(lines) + "\n")
+    write_atomic(STATE_DIR / "known_hosts", "\n".join(lines) + "\n")
 
     def push(item):
         name, h = item

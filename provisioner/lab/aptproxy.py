@@ -25,13 +25,13 @@ CACHE_DIR = CACHE_ROOT / "apt-cacher-ng"
 MIRROR = "http://deb.debian.org/debian/"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security/"
 
-_CONF = f"""\
-# written by provision's container lab; the daemon is started with -c {CONF_DIR}
-CacheDir: {CACHE_DIR}
-LogDir: {LOG_DIR}
+_CONF = """\
+# written by provision; the daemon is started with -c {conf_dir}
+CacheDir: {cache_dir}
+LogDir: {log_dir}
 SupportDir: /usr/lib/apt-cacher-ng
-SocketPath: {DIR}/socket
-Port: {PORT}
+SocketPath: {socket}
+Port: {port}
 ReportPage: acng-report.html
 ExThreshold: 4
 Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
@@ -40,6 +40,16 @@ ForceManaged: 1
 PassThroughPattern: ^no-passthrough-allowed\\.invalid:443$
 DnsCacheSeconds: 1800
 """
+
+
+def write_config(conf_dir, cache_dir, log_dir, socket, port: int) -> None:
+    """An apt-cacher-ng configuration that forwards only to Debian's mirrors (deb.debian.org)."""
+    for d in (conf_dir, log_dir, cache_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    common.write_atomic(conf_dir / "acng.conf", _CONF.format(conf_dir=conf_dir, cache_dir=cache_dir,
+                                                            log_dir=log_dir, socket=socket, port=port))
+    common.write_atomic(conf_dir / "backends_debian", MIRROR + "\n")
+    common.write_atomic(conf_dir / "backends_debian_security", SECURITY_MIRROR + "\n")
 
 
 def url_for(address: str) -> str:
@@ -83,12 +93,7 @@ def ensure(addresses: list[str], also: list[str] = ()) -> int:
         return st["pid"]
     want = sorted(need | set(also))
     stop()
-    CONF_DIR.mkdir(parents=True, exist_ok=True)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    common.write_atomic(CONF_DIR / "acng.conf", _CONF)
-    common.write_atomic(CONF_DIR / "backends_debian", MIRROR + "\n")
-    common.write_atomic(CONF_DIR / "backends_debian_security", SECURITY_MIRROR + "\n")
+    write_config(CONF_DIR, CACHE_DIR, LOG_DIR, DIR / "socket", PORT)
     cmd = ["apt-cacher-ng", "-c", str(CONF_DIR), "ForeGround=1", f"BindAddress={' '.join(want)}",
            f"Port={PORT}"]
     with open(DIR / "daemon.log", "ab") as log:
