@@ -359,6 +359,30 @@ class SystemUser(Resource):
 
 
 @dataclass
+class Command(Resource):
+    """A command that runs only while its guard says it is needed.
+
+    `unless` is a check that runs with the facts (so it must change nothing); when it succeeds,
+    the state is already right and `run` is skipped. `why` says what the state is, for the report.
+    """
+
+    run: str
+    unless: str
+    why: str
+
+    def label(self) -> str:
+        return f"command {self.why}"
+
+    def probe(self, want_diff: bool = False) -> str:
+        return f"if {{ {self.unless}\n}} >/dev/null 2>&1; then echo yes; else echo no; fi"
+
+    def decide(self, fact: str, system: SystemFacts, want_diff: bool = False) -> Decision:
+        if fact == "yes":
+            return self.ok("already so (its guard succeeds)")
+        return self.change(f"its guard fails: will run `{self.run}`", self.run)
+
+
+@dataclass
 class Service(Resource):
     """A systemd service that must be enabled at boot and running now."""
 

@@ -5,7 +5,7 @@ unit stops with SIGTERM, which is what makes die-on-term right.
 """
 
 from provisioner.handlers import Handler
-from provisioner.resources import Directory, Packages, Service, SystemdUnit, Template
+from provisioner.resources import Command, Directory, Packages, Service, SystemdUnit, Template
 from provisioner.verify import uwsgi_check
 
 from .app import context
@@ -16,6 +16,9 @@ def resources(v):
     at = Layout.of(v)
     yield Packages(("uwsgi", "uwsgi-plugin-python3"),
                    cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield Command("systemctl disable -q uwsgi.service; systemctl stop uwsgi.service",
+                  unless="! systemctl is-enabled -q uwsgi.service && ! systemctl is-active -q uwsgi.service",
+                  why="Debian's generic uwsgi service is off (apps run only under our own unit)")
     yield Directory(at.uwsgi_dir)
     yield Template(at.ini, "uwsgi/app.ini.j2", context(v), notify=("restart app",))
     yield Template(at.env_file, "app/env.j2", context(v), mode="0640", group=v.app_group, secret=True,

@@ -17,7 +17,7 @@ from provisioner import facts
 from provisioner.apply import apply_script, parse_results, restore_script
 from provisioner.handlers import CHECK_FAILED, ROLLED_BACK, Handler, handler_script
 from provisioner.plan import make_plan
-from provisioner.resources import RUN_DIR, Absent, Directory, File, Link, Packages, Service, SystemFacts
+from provisioner.resources import RUN_DIR, Absent, Command, Directory, File, Link, Packages, Service, SystemFacts
 
 pytestmark = pytest.mark.unit
 
@@ -189,3 +189,12 @@ def test_a_failing_change_stops_the_rest(tmp_path):
     done = sh(apply_script(changes, {}, str(run_dir / "up")), run_dir)
     assert [s.status for s in parse_results(done.stdout, changes)] == ["changed", "failed", "skipped"]
     assert not (tmp_path / "c").exists()
+
+
+def test_guarded_command_runs_only_while_its_guard_fails(tmp_path):
+    marker = tmp_path / "done"
+    command = Command(f"touch {marker}", unless=f"test -e {marker}", why="the marker exists")
+    decisions, _ = apply([command], tmp_path / "run")
+    assert decisions[0].changed and marker.exists()
+    again, _ = apply([command], tmp_path / "run")
+    assert not again[0].changed and again[0].reason == "already so (its guard succeeds)"
