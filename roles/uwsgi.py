@@ -42,5 +42,7 @@ def handlers(v):
         "restart app",
         run=f"provision_since=$(date '+%F %T'); systemctl restart {at.unit}",
         verify=uwsgi_check(v.uwsgi_socket, v.health_path),
-        explain=f"{journal} | {LAST_TRACEBACK}\n{journal} | tail -n 12",
+        # journald stores a dying service's output a moment after systemd reports the failure
+        explain=(f"for i in $(seq 20); do {journal} | grep -q Traceback && break; sleep 0.1; done\n"
+                 f"{journal} | {LAST_TRACEBACK}\n{journal} | tail -n 12"),
     )]

@@ -312,7 +312,13 @@ def test_dpkg_lock_second_deploy_and_a_dropped_connection(main_host, tmp_path):
     try:
         waits = main_inv(tmp_path / "waits.yml", m.host, base_packages=["tree"], apt_lock_timeout=6)
         first = start("deploy", "-H", name, "-i", waits, "--json")
-        wait_remote(m.inventory, name, f"! flock -n {DEPLOY_LOCK} true", 30)
+        try:
+            wait_remote(m.inventory, name, f"! flock -n {DEPLOY_LOCK} true", 60)
+        except AssertionError:
+            if first.poll() is None:
+                raise
+            raise AssertionError("the deploy ended before it was seen holding the lock:\n"
+                                 + "\n".join(first.communicate())) from None
         second = provision("deploy", "-H", name, "-i", m.inventory, "--json")
         out, err = first.communicate(timeout=120)
         first_report = report(subprocess.CompletedProcess([], first.returncode, out, err))
