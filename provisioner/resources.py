@@ -168,10 +168,22 @@ def _owner_mode_fix(path: str, fact: dict, mode: str, owner: str, group: str) ->
 
 
 @dataclass
-class File(Resource):
-    """A file with exact content, mode and owner; written atomically (temp file + rename)."""
+class PathResource(Resource):
+    """A resource about one path: its fact is what is at that path (kind, mode, owner, target)."""
 
     path: str
+
+    def probe(self, want_diff: bool = False) -> str:
+        return _stat_probe(self.path)
+
+    def parse(self, out: str) -> dict:
+        return _parse_stat(out)
+
+
+@dataclass
+class File(PathResource):
+    """A file with exact content, mode and owner; written atomically (temp file + rename)."""
+
     content: str
     mode: str = "0644"
     owner: str = "root"
@@ -184,9 +196,6 @@ class File(Resource):
     def probe(self, want_diff: bool = False) -> str:
         extra = f"; echo; base64 -w0 < {q(self.path)}; echo" if want_diff and not self.secret else ""
         return _stat_probe(self.path, extra)
-
-    def parse(self, out: str) -> dict:
-        return _parse_stat(out)
 
     def decide(self, fact: dict, system: SystemFacts, want_diff: bool = False) -> Decision:
         data = self.content.encode()
@@ -251,20 +260,15 @@ class SystemdUnit(File):
 
 
 @dataclass
-class Directory(Resource):
-    path: str
+class Directory(PathResource):
+    """A directory with a mode and owner (its contents are not managed)."""
+
     mode: str = "0755"
     owner: str = "root"
     group: str = "root"
 
     def label(self) -> str:
         return f"directory {self.path}"
-
-    def probe(self, want_diff: bool = False) -> str:
-        return _stat_probe(self.path)
-
-    def parse(self, out: str) -> dict:
-        return _parse_stat(out)
 
     def decide(self, fact: dict, system: SystemFacts, want_diff: bool = False) -> Decision:
         make = f"install -d -m {self.mode} -o {q(self.owner)} -g {q(self.group)} {q(self.path)}"
@@ -280,20 +284,13 @@ class Directory(Resource):
 
 
 @dataclass
-class Link(Resource):
+class Link(PathResource):
     """A symlink pointing at `target`; replaced atomically."""
 
-    path: str
     target: str
 
     def label(self) -> str:
         return f"link {self.path}"
-
-    def probe(self, want_diff: bool = False) -> str:
-        return _stat_probe(self.path)
-
-    def parse(self, out: str) -> dict:
-        return _parse_stat(out)
 
     def decide(self, fact: dict, system: SystemFacts, want_diff: bool = False) -> Decision:
         if fact["kind"] == "link" and fact["target"] == self.target:
@@ -312,19 +309,11 @@ def link_script(path: str, target: str) -> str:
 
 
 @dataclass
-class Absent(Resource):
+class Absent(PathResource):
     """A file or symlink that must not exist (never a directory tree)."""
-
-    path: str
 
     def label(self) -> str:
         return f"absent {self.path}"
-
-    def probe(self, want_diff: bool = False) -> str:
-        return _stat_probe(self.path)
-
-    def parse(self, out: str) -> dict:
-        return _parse_stat(out)
 
     def decide(self, fact: dict, system: SystemFacts, want_diff: bool = False) -> Decision:
         if fact["kind"] == "absent":
