@@ -29,7 +29,7 @@ from .deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .inventory import Host, default_inventory_path, load_inventory
 from .lab.cli import app as lab_app
-from .ssh import Session, interrupt_all
+from .ssh import Session, close_all, interrupt_all
 from .variables import Secret, redact
 from .verify import site_check
 from .vmlab import app as vm_app
@@ -160,8 +160,7 @@ def logs(
     except KeyboardInterrupt:
         pass
     finally:
-        for s in sessions:
-            s.close()
+        close_all(sessions)
     raise typer.Exit(EXIT_UNREACHABLE if failed else 0)
 
 

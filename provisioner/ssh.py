@@ -38,8 +38,15 @@ def interrupt_all() -> None:
     """Ctrl-C: close every connection of this process now and refuse new ones. A remote script that
     was running finishes on its host (its output goes to a file there); nothing after it is sent."""
     _interrupted.set()
-    for session in list(_open_sessions):
-        session.close()
+    close_all(list(_open_sessions))
+
+
+def close_all(sessions: list["Session"], seconds: float = 3) -> None:
+    """Close connections beside the caller (maybe a signal handler), waiting at most `seconds`:
+    a connection that does not close at once must not keep Ctrl-C from ending the program."""
+    closer = threading.Thread(target=lambda: [s.close() for s in sessions], daemon=True)
+    closer.start()
+    closer.join(seconds)
 
 
 class Unreachable(UserError):
