@@ -48,10 +48,6 @@ class HostReport:
     metrics: dict = field(default_factory=dict)
 
     @property
-    def succeeded(self) -> bool:
-        return self.status in ("ok", "changed", "pending")
-
-    @property
     def changed_count(self) -> int:
         if self.steps:
             return sum(1 for s in self.steps if s.status == "changed")

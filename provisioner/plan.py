@@ -18,9 +18,6 @@ class Plan:
     def changes(self) -> list[Decision]:
         return [d for d in self.decisions if d.changed]
 
-    def notified(self) -> set[str]:
-        return {name for d in self.changes for name in d.resource.notify}
-
 
 def make_plan(resources: list[Resource], system: SystemFacts, facts: list, want_diff: bool = False) -> Plan:
     return Plan([r.decide(f, system, want_diff) for r, f in zip(resources, facts)], system.pending,

@@ -52,7 +52,6 @@ from provisioner.errors import UserError
 LAYOUT_VERSION = "1"
 APP_DIR = "app"
 WHEELS_DIR = "wheels"
-VENV_DIR = "venv"
 MANIFEST = "release.json"
 
 # Every archive entry gets this mtime (2000-01-01): byte-identical archives for identical input.

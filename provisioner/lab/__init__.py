@@ -164,10 +164,6 @@ def status(instance: str = DEFAULT_INSTANCE) -> list[tuple[LabHost, bool]]:
     return [(h, hosts.is_running(st["hosts"][h.name])) for h in _labhosts(st)]
 
 
-def instances() -> list[str]:
-    return common.all_instances()
-
-
 # --- internals (global lock held) -------------------------------------------------------------
 
 def _ensure_proxy() -> None:

@@ -76,11 +76,6 @@ def _healthy(st: dict, addresses=("127.0.0.1",)) -> bool:
     return True
 
 
-def running_pid() -> int | None:
-    st = _load()
-    return st.get("pid") if _healthy(st) else None
-
-
 def ensure(addresses: list[str], also: list[str] = ()) -> int:
     """Make sure the proxy runs and listens on 127.0.0.1 plus `addresses`; returns its PID.
 

@@ -127,13 +127,6 @@ def local_addresses() -> set[str]:
     return {a["local"] for i in data for a in i.get("addr_info", [])}
 
 
-def lab_bridges() -> list[str]:
-    try:
-        return [n for n in os.listdir("/sys/class/net") if re.fullmatch(r"pl-[a-z][a-z0-9]{0,7}", n)]
-    except FileNotFoundError:
-        return []
-
-
 def leftover_veths(instance: str) -> list[str]:
     pre = f"pl-{instance}-"
     try:
