@@ -13,250 +13,16 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import yaml
+from typing import Any
 
 import provisioner
+from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
+                                      NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
+                                      PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER, UNIX_NAME,
+                                      URL_DIR, URL_PATH, Invalid, Kind, integer)
+from provisioner.config.secret import MASK, Secret
+from provisioner.config.vault import Undecrypted
 from provisioner.errors import UserError
-
-MASK = "******"
-
-
-class Secret(str):
-    """A string that is never shown: its repr is masked and `redact()` removes it from output."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"Secret('{MASK}')"
-
-
-# --- YAML ----------------------------------------------------------------------------------------
-
-
-class LineMap(dict):
-    """A YAML mapping that remembers the (1-based) line each key was written on: `.lines[key]`."""
-
-    lines: dict
-
-
-class InventoryLoader(yaml.SafeLoader):
-    """SafeLoader + `!secret` (-> Secret), `!unsafe` (a plain string; Ansible's tag), a clear refusal of
-    `!vault`, and mappings that remember their keys' lines. `.duplicates` lists (key, line) of keys
-    written twice in one mapping (the later one wins, as in Ansible)."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.duplicates: list[tuple[Any, int]] = []
-
-
-def _construct_map(loader: InventoryLoader, node: yaml.MappingNode):
-    data = LineMap()
-    yield data
-    data.lines, seen = {}, set()
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node)
-        if key in seen:
-            loader.duplicates.append((key, key_node.start_mark.line + 1))
-        seen.add(key)
-        data.lines[key] = key_node.start_mark.line + 1
-    data.update(loader.construct_mapping(node))
-
-
-def _construct_secret(loader: InventoryLoader, node: yaml.Node) -> Secret:
-    if not isinstance(node, yaml.ScalarNode):
-        raise yaml.constructor.ConstructorError(
-            None, None, "!secret marks a single value, not a list or a mapping", node.start_mark)
-    return Secret(loader.construct_scalar(node))
-
-
-def _refuse_vault(loader: InventoryLoader, node: yaml.Node):
-    raise yaml.constructor.ConstructorError(
-        None, None, "Ansible Vault values (!vault) are not supported; write the value with !secret instead",
-        node.start_mark)
-
-
-InventoryLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-InventoryLoader.add_constructor("!secret", _construct_secret)
-InventoryLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-InventoryLoader.add_constructor("!vault", _refuse_vault)
-
-
-# --- kinds of values -----------------------------------------------------------------------------
-
-
-class Invalid(ValueError):
-    """A value does not fit its kind; the message, if any, says more than the kind's description."""
-
-
-@dataclass(frozen=True)
-class Kind:
-    desc: str                        # "an integer >= 1": completes "setting X of host Y must be ..."
-    check: Callable[[Any], Any]      # the typed value, or raises Invalid
-    example: str = ""                # for the fix: "write it like `name: example`"
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        return int(value)
-    raise Invalid()
-
-
-def integer(lo: int, hi: int | None = None, desc: str = "") -> Kind:
-    def check(value: Any) -> int:
-        number = _integer(value)
-        if number < lo or (hi is not None and number > hi):
-            raise Invalid()
-        return number
-    desc = desc or (f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}")
-    return Kind(desc, check)
-
-
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower() if isinstance(value, (str, int)) else None
-    if word in _TRUE or word in _FALSE:
-        return word in _TRUE
-    raise Invalid()
-
-
-def text(desc: str, pattern: str, example: str, *, numbers: bool = False, maxlen: int = 255,
-         join: str | None = None) -> Kind:
-    """A string matching `pattern`; `numbers` accepts an unquoted YAML number (10 -> '10'),
-    `join` accepts a YAML list and joins its items with that separator."""
-    regex = re.compile(pattern)
-
-    def check(value: Any) -> str:
-        if join is not None and isinstance(value, list) and all(isinstance(v, str) for v in value):
-            value = join.join(value)
-        if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or len(value) > maxlen or not regex.fullmatch(value):
-            raise Invalid()
-        return value
-    return Kind(desc, check, example)
-
-
-def _no_dotdot(kind: Kind) -> Kind:
-    def check(value: Any) -> str:
-        value = kind.check(value)
-        if ".." in value.split("/"):
-            raise Invalid("'..' is not allowed")
-        return value
-    return Kind(kind.desc, check, kind.example)
-
-
-def _socket_path(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"[\w.-]*:\d+", value):
-        raise Invalid("uWSGI listens on a unix socket only: a TCP socket would expose it to the network")
-    return ABS_PATH.check(value)
-
-
-def _chmod(value: Any) -> str:
-    mode = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    mode = mode[1:] if len(mode) == 4 and mode.startswith("0") else mode
-    if not re.fullmatch(r"[67][0-7][0-7]", mode):
-        hint = "; quote it in YAML: unquoted 0660 is read as the number 432" if isinstance(value, int) else ""
-        raise Invalid(f"the owner digit must be 6 or 7{hint}")
-    return mode
-
-
-def _env(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise Invalid()
-    env = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise Invalid(f"{key!r} is not an environment variable name")
-        if isinstance(item, bool):
-            item = "true" if item else "false"
-        elif item is None:
-            item = ""
-        elif isinstance(item, (int, float)):
-            item = str(item)
-        if not isinstance(item, str):
-            raise Invalid(f"the value of {key} must be a string, got a {type(item).__name__}")
-        if "\n" in item or "\r" in item or "\0" in item:
-            raise Invalid(f"the value of {key} contains a line break (the environment file is one line a variable)")
-        env[key] = item
-    return env
-
-
-def _packages(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise Invalid()
-    for name in value:
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", name):
-            raise Invalid(f"{name!r} is not a Debian package name")
-    return list(value)
-
-
-def _controller_path(value: Any) -> Path:
-    if not isinstance(value, (str, Path)) or not str(value).strip():
-        raise Invalid()
-    return Path(value).expanduser()   # made absolute by resolve(): relative to the inventory file
-
-
-def _str_only(value: Any, numbers: bool = False) -> str:
-    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise Invalid()
-    return value
-
-
-def _optional(kind: Kind) -> Kind:
-    return Kind(kind.desc, lambda value: None if value is None else kind.check(value), kind.example)
-
-
-_SEGMENT = r"[A-Za-z0-9._+@-]+"
-_NAME = r"[a-z_][a-z0-9_-]*"
-_URL_PATH = r"/[A-Za-z0-9._~!$&()*+,=:@%/-]*"
-
-INT = integer(0, desc="an integer >= 0")
-POSITIVE = integer(1)
-PORT = integer(1, 65535)
-SECONDS = Kind(POSITIVE.desc, POSITIVE.check, "65")
-BOOL = Kind("true or false", _boolean, "true")
-APP_NAME = text("an identifier [a-z][a-z0-9_]* of at most 32 characters", r"[a-z][a-z0-9_]*", "model_api",
-                maxlen=32)
-UNIX_NAME = text("a user or group name [a-z_][a-z0-9_-]* of at most 32 characters", _NAME, "model_api", maxlen=32)
-PY_IDENT = text("a python identifier", r"[A-Za-z_][A-Za-z0-9_]*", "app")
-DOTTED = text("a dotted python module name", r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", "model_api.wsgi")
-ABS_PATH = _no_dotdot(text("an absolute path", rf"(/{_SEGMENT})+", "/srv/model_api"))
-REL_PATH = _no_dotdot(text("a relative path", rf"{_SEGMENT}(/{_SEGMENT})*", "static"))
-URL_PATH = text("a URL path starting with /", _URL_PATH, "/healthz")
-URL_DIR = text("a URL path starting and ending with /", rf"{_URL_PATH}/|/", "/static/")
-SERVER_NAMES = text("host names separated by spaces (or _ for any)", r"[A-Za-z0-9_.*-]+( +[A-Za-z0-9_.*-]+)*",
-                    "api.example.com www.example.com", join=" ")
-NGINX_TIME = text("an nginx time like 7d, 12h, 30m or off", r"off|max|epoch|(\d+(ms|s|m|h|d|w|M|y)?)+", "7d",
-                  numbers=True)
-NGINX_SIZE = text("an nginx size like 10m, 512k or 1g", r"\d+[kKmMgG]?", "10m", numbers=True)
-RAW = Kind("a string", lambda value: "" if value is None else _str_only(value), "|\n  location /x { ... }")
-SOCKET = Kind("the absolute path of a unix socket", _socket_path, "/run/model_api/uwsgi.sock")
-MODE = Kind("an octal mode like '660' or '666'", _chmod, "'660'")
-OWNER = text("user:group", rf"{_NAME}:{_NAME}", "model_api:www-data")
-PLUGINS = text("uWSGI plugin names separated by commas", r"([a-z0-9_]+( *, *[a-z0-9_]+)*)?", "python3", join=",")
-ENV = Kind("a mapping of environment variable names to strings", _env, "{LOG_LEVEL: info}")
-PACKAGES = Kind("a list of Debian package names", _packages, "[curl, htop]")
-CONTROLLER_DIR = Kind("a directory on this machine", _controller_path, "examples/model_api")
-KEY_FILE = _optional(Kind("a file on this machine", _controller_path, "~/.ssh/id_ed25519"))
-HOST = text("a host name or address", r"[^\s,/]+", "203.0.113.10")
-SSH_USER = text("a user name", r"[^\s:@/]+", "deploy")
-PASSWORD = _optional(Kind("a string", lambda value: Secret(_str_only(value, numbers=True)), "!secret s3cr3t"))
 
 
 def _local_user(values: dict) -> str:
@@ -322,12 +88,14 @@ SETTINGS: tuple[Setting, ...] = (
     S("apt_cache_valid_time", INT, 3600, False, "apt-get update only when the lists are older (seconds)"),
     S("apt_lock_timeout", INT, 300, False, "seconds to wait for the dpkg lock"),
     S("deploy_lock_timeout", INT, 0, False, "seconds a second deploy on the same host waits"),
-    S("ansible_host", _optional(HOST), None, False, "address to connect to (default: the host name)"),
+    S("ansible_host", HOST, None, False, "address to connect to (default: the host name)"),
     S("ansible_port", PORT, 22, False, "SSH port"),
     S("ansible_user", SSH_USER, _local_user, False, "SSH user (default: the local user)"),
     S("ansible_ssh_private_key_file", KEY_FILE, None, False, "SSH key (relative: to the inventory file)"),
     S("ansible_become", BOOL, lambda values: values["ansible_user"] != "root", False, "sudo to root"),
     S("ansible_become_password", PASSWORD, None, False, "sudo password (always secret)"),
+    S("ansible_ssh_common_args", SSH_ARGS, "", False, "SSH options (parsed into Host.ssh_args)"),
+    S("ansible_ssh_extra_args", SSH_ARGS, "", False, "more SSH options (parsed into Host.ssh_args)"),
 )
 del S
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -338,21 +106,29 @@ ALIASES = {
     "ansible_private_key_file": "ansible_ssh_private_key_file", "ansible_sudo": "ansible_become",
     "ansible_become_pass": "ansible_become_password", "ansible_sudo_pass": "ansible_become_password",
 }
-# Ansible's own variables that provision does not use: accepted and ignored, with a warning when the
-# value asks for something provision does not do. name: (values that are fine to ignore, why)
+# Ansible's connection variables that provision does not use. A value that would change how to connect
+# is refused (never dropped: the host would be reached another way than the inventory says).
+# name: (the values that change nothing, why any other is refused)
 _NO_PASSWORD = "SSH password logins are not supported; use a key (ansible_ssh_private_key_file)"
-ANSIBLE_IGNORED = {
-    "ansible_connection": ({"ssh", "smart", "paramiko"}, "provision always connects over SSH"),
+_HOST_KEYS = ("provision always checks host keys (an unknown key is accepted on first contact and remembered; "
+              "a changed key is refused)")
+_TRUE = {"true", "yes", "on", "1"}
+REFUSED_UNLESS = {
+    "ansible_connection": ({"ssh", "smart", "paramiko", "paramiko_ssh"}, "provision always connects over SSH"),
     "ansible_become_method": ({"sudo"}, "provision becomes root with sudo"),
     "ansible_become_user": ({"root"}, "provision becomes root"),
-    "ansible_password": ((), _NO_PASSWORD),
-    "ansible_ssh_pass": ((), _NO_PASSWORD),
+    "ansible_become_exe": ({"sudo"}, "provision runs sudo itself"),
+    "ansible_become_flags": ({"-H -S -n"}, "provision runs sudo with its own flags"),
+    "ansible_password": (set(), _NO_PASSWORD),
+    "ansible_ssh_pass": (set(), _NO_PASSWORD),
+    "ansible_ssh_executable": ({"ssh"}, "provision connects with its own SSH client, not an ssh program"),
+    "ansible_host_key_checking": (_TRUE, _HOST_KEYS),
+    "ansible_ssh_host_key_checking": (_TRUE, _HOST_KEYS),
 }
-for _name in ("python_interpreter shell_type shell_executable ssh_common_args ssh_extra_args sftp_extra_args "
-              "scp_extra_args ssh_pipelining pipelining ssh_executable become_exe become_flags "
-              "host_key_checking ssh_host_key_checking timeout ssh_timeout ssh_retries remote_tmp "
-              "group_priority become_ask_pass ssh_transfer_method").split():
-    ANSIBLE_IGNORED.setdefault(f"ansible_{_name}", (None, ""))
+# Ansible's variables that do not change where or as whom provision connects: accepted and ignored.
+ANSIBLE_IGNORED = {f"ansible_{name}" for name in (
+    "python_interpreter shell_type shell_executable sftp_extra_args scp_extra_args ssh_pipelining pipelining "
+    "timeout ssh_timeout ssh_retries remote_tmp group_priority become_ask_pass ssh_transfer_method").split()}
 
 # The characters that break out of a line of an ini/nginx/unit file.
 INJECTION = ("\n", "\r", ";", "{", "}", "#")
@@ -360,12 +136,14 @@ _SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|SECRET_KE
 
 
 class RawVars(dict):
-    """Raw vars plus, per name, where it was written (`origins[name]` = "group api, inventories/x.yml:14").
-    The inventory passes these so errors can point at the line; a plain dict works too."""
+    """Raw vars plus, per name, where it was written (`origins[name]` = "group api, inventories/x.yml:14")
+    and the directory a relative path in it is relative to (`bases[name]`: the inventory's, or the current
+    one for -e). The inventory passes these so errors can point at the line; a plain dict works too."""
 
     def __init__(self, *args, origins: Mapping[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.origins: dict[str, str] = dict(origins or {})
+        self.bases: dict[str, Path] = {}
 
 
 def _origin(raw: Mapping, name: str) -> str:
@@ -386,8 +164,9 @@ def _typo_of(name: str, candidates: Iterable[str]) -> str | None:
 
 def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
     """Sort the names of one vars block: settings are kept (Ansible aliases renamed to their setting),
-    names close to a setting are a UserError suggesting it, other names are dropped with a warning
-    (other `ansible_*` names silently, unless their value asks for something provision does not do)."""
+    names close to a setting are a UserError suggesting it, Ansible connection variables whose value
+    would change how to connect are a UserError, Ansible's harmless ones are dropped silently, other
+    names with a warning. A `!vault` value read without a vault password is an error once a setting uses it."""
     kept, warnings = RawVars(), []
     everything = list(SETTINGS_BY_NAME) + list(ALIASES)
     connection = [name for name in everything if name.startswith("ansible_")]
@@ -401,22 +180,31 @@ def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
             if setting != name and setting in raw:
                 warnings.append(f"{name} ({at}) is ignored: {setting} is set too")
                 continue
+            _refuse_undecrypted(value, setting)
             kept[setting] = value
             if origin:
                 kept.origins[setting] = origin
-        elif name in ANSIBLE_IGNORED:
-            fine, why = ANSIBLE_IGNORED[name]
-            if fine is not None and str(value).lower() not in fine:
-                warnings.append(f"{name} ({at}) is ignored: {why}")
-        else:
+            if name in getattr(raw, "bases", {}):
+                kept.bases[setting] = raw.bases[name]
+        elif name in REFUSED_UNLESS:
+            fine, why = REFUSED_UNLESS[name]
+            if value not in (None, "") and str(value).strip().lower() not in fine:
+                raise UserError(f"{name} ({at}) is refused: {why}", f"remove {name} from the inventory")
+        elif name not in ANSIBLE_IGNORED:
             match = _typo_of(name, connection if name.startswith("ansible_") else everything)
             if match:
                 match = ALIASES.get(match, match)
                 raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",
                                 f"rename it to {match} (the settings are listed in docs/settings.md)")
-            if not name.startswith("ansible_"):
-                warnings.append(f"unknown setting {name!r} ({at}) is ignored: not a provision setting")
+            warnings.append(f"unknown setting {name!r} ({at}) is ignored: not a provision setting")
     return kept, warnings
+
+
+def _refuse_undecrypted(value: Any, name: str) -> None:
+    if isinstance(value, Undecrypted):
+        raise value.refuse(name)
+    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        _refuse_undecrypted(item, name)
 
 
 # --- resolve -------------------------------------------------------------------------------------
@@ -479,7 +267,8 @@ def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, wa
     for name in ("app_source", "ansible_ssh_private_key_file"):
         path = values[name]
         if path is not None and not path.is_absolute():
-            values[name] = ((base_dir if name in given else Path(provisioner.PROJECT_ROOT)) / path).resolve()
+            base = getattr(given, "bases", {}).get(name, base_dir) if name in given else provisioner.PROJECT_ROOT
+            values[name] = (Path(base) / path).resolve()
     source = values["app_source"]
     if not source.is_dir():
         at = f" (set in {given.origins['app_source']})" if "app_source" in given.origins else ""

@@ -9,7 +9,8 @@ import yaml
 
 import provisioner
 from provisioner.errors import UserError
-from provisioner.variables import (ALIASES, SETTINGS, SETTINGS_BY_NAME, InventoryLoader, RawVars, Secret, Vars, redact,
+from provisioner.config.reading import InventoryLoader
+from provisioner.variables import (ALIASES, SETTINGS, SETTINGS_BY_NAME, RawVars, Secret, Vars, redact,
                                    resolve)
 
 pytestmark = pytest.mark.unit
@@ -227,17 +228,33 @@ def test_a_name_close_to_no_setting_is_a_warning_and_ignored(app, name):
 def test_other_ansible_names_are_accepted_and_aliases_are_understood(app):
     v = resolve({"app_source": "app", "ansible_ssh_user": "admin", "ansible_ssh_port": 2222,
                  "ansible_become_pass": "pw", "ansible_python_interpreter": "/usr/bin/python3",
-                 "ansible_become_exe": "sudo", "ansible_whatever_else": 1, "ansible_connection": "ssh"},
+                 "ansible_become_exe": "sudo", "ansible_connection": "ssh", "ansible_host_key_checking": True,
+                 "ansible_ssh_timeout": 30},
                 where=WHERE, base_dir=app)
     assert (v.ansible_user, v.ansible_port, v.ansible_become_password) == ("admin", 2222, "pw")
     assert v.warnings == []
+    unknown = res(app, ansible_whatever_else=1)
+    assert unknown.warnings == ["unknown setting 'ansible_whatever_else' (host prod1) is ignored: not a provision setting"]
 
 
-def test_ansible_names_asking_for_what_provision_does_not_do_are_warnings(app):
-    v = res(app, ansible_password="pw", ansible_become_method="su", ansible_connection="local")
-    assert len(v.warnings) == 3
-    assert all("is ignored" in w for w in v.warnings)
-    assert not any("pw" in w.split("(")[0] for w in v.warnings)
+@pytest.mark.parametrize("name, value, why", [
+    ("ansible_password", "pw", "password logins"), ("ansible_ssh_pass", "pw", "password logins"),
+    ("ansible_become_method", "su", "sudo"), ("ansible_become_user", "postgres", "becomes root"),
+    ("ansible_connection", "local", "over SSH"), ("ansible_connection", "docker", "over SSH"),
+    ("ansible_ssh_executable", "/opt/ssh", "own SSH client"), ("ansible_host_key_checking", False, "host keys"),
+    ("ansible_become_flags", "-i", "own flags"),
+])
+def test_ansible_connection_variables_that_change_how_to_connect_are_refused(app, name, value, why):
+    error = error_of(app, **{name: value})
+    assert error.cause.startswith(f"{name} (host prod1) is refused: ") and why in error.cause
+    assert "pw" not in error.cause and error.fix == f"remove {name} from the inventory"
+
+
+def test_ssh_args_are_parsed_like_a_shell_would(app):
+    v = res(app, ansible_ssh_common_args="-o 'ProxyCommand=ssh -W %h:%p bastion'", ansible_ssh_extra_args=["-J", "b"])
+    assert v.ansible_ssh_common_args == ("-o", "ProxyCommand=ssh -W %h:%p bastion")
+    assert v.ansible_ssh_extra_args == ("-J", "b")
+    assert "No closing quotation" in error_of(app, ansible_ssh_common_args="-o 'open").cause
 
 
 # --- injection ---------------------------------------------------------------------------------
