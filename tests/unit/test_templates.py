@@ -48,7 +48,7 @@ _DEFAULTS = dict(
     uwsgi_processes=2, uwsgi_threads=2, uwsgi_chmod_socket="660", uwsgi_master=True,
     uwsgi_vacuum=True, uwsgi_die_on_term=True, uwsgi_need_app=True, uwsgi_strict=True,
     uwsgi_lazy_apps=True, uwsgi_harakiri=60, uwsgi_buffer_size=32768, uwsgi_listen=1024,
-    uwsgi_max_requests=5000, uwsgi_plugins="python3", base_packages=[],
+    uwsgi_max_requests=0, uwsgi_plugins="python3", base_packages=[],
     apt_cache_valid_time=3600, apt_lock_timeout=300, deploy_lock_timeout=0,
 )
 
@@ -103,7 +103,7 @@ def test_nginx_site_defaults():
     out = render("nginx/site.conf.j2", ctx(settings()))
     body = lines(out)
     for expected in [
-        "listen 80;",
+        "listen 80 backlog=4096;",
         "server_name _;",
         "server_tokens off;",
         "gzip on;",
@@ -173,7 +173,7 @@ def test_nginx_non_defaults():
                  static_dir="public/build", static_expires="off", client_max_body_size="1m",
                  uwsgi_harakiri=0, app_name="shop")
     body = lines(render("nginx/site.conf.j2", ctx(v)))
-    assert "listen 8080;" in body
+    assert "listen 8080 backlog=4096;" in body
     assert "server_name api.example.com www.example.com;" in body
     assert "location /assets/ {" in body
     assert "alias /srv/shop/current/app/public/build/;" in body
@@ -206,8 +206,12 @@ def test_uwsgi_ini_defaults():
         "listen": "1024", "master": "true", "processes": "2", "threads": "2",
         "enable-threads": "true", "single-interpreter": "true", "lazy-apps": "true",
         "vacuum": "true", "die-on-term": "true", "buffer-size": "32768", "harakiri": "60",
-        "post-buffering": "8192", "max-requests": "5000",
+        "post-buffering": "8192", "worker-reload-mercy": "15",
+        "disable-logging": "true", "log-4xx": "true", "log-5xx": "true", "log-slow": "1000",
+        "ignore-sigpipe": "true", "ignore-write-errors": "true", "disable-write-exception": "true",
     }
+    # No recycling by default: on uWSGI 2.0.21 every worker recycled at once and hung (docs/settings.md).
+    assert not {"max-requests", "max-worker-lifetime"} & set(_uwsgi_options(out))
     assert "logto" not in out and "daemonize" not in out  # logs go to the journal
 
 
@@ -218,6 +222,14 @@ def test_uwsgi_ini_switches_off():
     assert "harakiri" not in opts and "post-buffering" not in opts and "max-requests" not in opts
     for key in ("lazy-apps", "vacuum", "die-on-term", "master", "strict"):
         assert opts[key] == "false"
+
+
+def test_uwsgi_ini_recycling_and_request_logs_when_asked():
+    v = settings(uwsgi_max_requests=5000, uwsgi_max_worker_lifetime=3600, uwsgi_worker_reload_mercy=5,
+                 uwsgi_request_logging=True, uwsgi_log_slow=0)
+    opts = _uwsgi_options(render("uwsgi/app.ini.j2", ctx(v)))
+    assert (opts["max-requests"], opts["max-worker-lifetime"], opts["worker-reload-mercy"]) == ("5000", "3600", "5")
+    assert opts["disable-logging"] == "false" and "log-slow" not in opts
 
 
 def test_uwsgi_ini_refuses_a_tcp_socket():
@@ -390,7 +402,7 @@ def _nginx_conf(prefix: Path, site: Path, port_user: str = "") -> Path:
 def _site_for_test(v, prefix: Path, listen: str | None = None) -> Path:
     text = render("nginx/site.conf.j2", ctx(v)).replace("/var/log/nginx/", f"{prefix}/logs/")
     if listen:
-        text = text.replace(f"listen {v.http_port};", f"listen {listen};")
+        text = text.replace(f"listen {v.http_port} ", f"listen {listen} ")
     site = prefix / "site.conf"
     site.write_text(text)
     return site
@@ -441,8 +453,10 @@ def _uwsgi_parse(ini: Path) -> str:
 @pytest.mark.parametrize(
     "over",
     [{}, {"uwsgi_harakiri": 0, "uwsgi_max_requests": 0, "uwsgi_lazy_apps": False,
-          "uwsgi_master": False, "uwsgi_vacuum": False, "uwsgi_die_on_term": False}],
-    ids=["defaults", "switched-off"],
+          "uwsgi_master": False, "uwsgi_vacuum": False, "uwsgi_die_on_term": False},
+     {"uwsgi_max_requests": 5000, "uwsgi_max_worker_lifetime": 3600, "uwsgi_request_logging": True,
+      "uwsgi_log_slow": 0}],
+    ids=["defaults", "switched-off", "recycling-and-request-logs"],
 )
 def test_uwsgi_strict_mode_accepts_the_ini(tmp_path, over):
     v = settings(**over)
