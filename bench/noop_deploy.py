@@ -26,7 +26,7 @@ import paramiko
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from provisioner import lab  # noqa: E402
+from provisioner.labs import container as lab  # noqa: E402
 from provisioner.deploy import declare  # noqa: E402
 from provisioner.inventory import load_inventory  # noqa: E402
 

@@ -28,15 +28,15 @@ from . import report
 from .deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .inventory import Host, default_inventory_path, load_inventory
-from .lab.cli import app as lab_app
+from .labs.container.cli import app as lab_app
+from .labs.vm.cli import app as vm_app
 from .ssh import Session, close_all, interrupt_all
 from .variables import Secret, redact
 from .verify import site_check
-from .vmlab import app as vm_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
-app.add_typer(lab_app, name="lab", help="Local container lab: bare Debian 12 hosts (systemd-nspawn).")
+app.add_typer(lab_app, name="lab", help="Local container lab: bare Debian 12 / 13 hosts (systemd-nspawn).")
 app.add_typer(vm_app, name="vm", help="Vagrant VM lab (libvirt) and its inventory.")
 console = Console(highlight=False, soft_wrap=True)  # one message, one line: never wrapped
 err = Console(stderr=True, highlight=False, soft_wrap=True)

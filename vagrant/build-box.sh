@@ -28,7 +28,7 @@ CATALOG="$CACHE/provision-debian12-$RECIPE.json"
 SUITE=bookworm
 MIRROR=${PROVISION_BOX_MIRROR:-http://deb.debian.org/debian}  # used for the build only
 DISK_GB=8
-# The VM lab's apt proxy (provisioner/vmlab.py: APT_PROXY_ADDR/APT_PROXY_PORT; a unit test checks they match)
+# The VM lab's apt proxy (provisioner/labs/vm/config.py: APT_PROXY_ADDR/APT_PROXY_PORT; a unit test checks they match)
 APT_PROXY_ADDR=10.198.213.1
 APT_PROXY_PORT=3152
 VAGRANT_PUB=${VAGRANT_PUB:-$(ls /usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub 2>/dev/null | head -n1)}

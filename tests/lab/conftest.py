@@ -1,8 +1,8 @@
-"""Fixtures for tests against real container hosts (systemd-nspawn; see provisioner/lab).
+"""Fixtures for tests against real container hosts (systemd-nspawn; see provisioner/labs/container).
 
     lab_base                  session: rootfs built/cached + apt proxy running (skips if not root)
     lab_hosts(n=1, **kw)      function: n FRESH hosts in the test-only lab instance, removed at teardown
-                              kw: instance=..., names=[...]
+                              kw: instance=..., names=[...], release="bookworm"|"trixie"
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
 
 Tests use their own lab instances, never the user's `lab`: "t" for lab_hosts and "tz" as a
@@ -18,9 +18,9 @@ import shutil
 
 import pytest
 
-from provisioner import lab
-from provisioner.lab import LabHost, write_inventory  # noqa: F401  (re-exported for tests)
-from provisioner.lab.common import STATE_ROOT
+from provisioner.labs import container as lab
+from provisioner.labs.container import LabHost, write_inventory  # noqa: F401  (re-exported for tests)
+from provisioner.labs.container.state import STATE_ROOT
 
 _claimed: dict = {}
 
@@ -86,11 +86,13 @@ def lab_scratch_instance(lab_base) -> str:
 
 @pytest.fixture
 def lab_hosts(lab_base):
-    """Factory: lab_hosts(n=1, instance=..., names=None) -> list[LabHost], fresh hosts booted in
-    parallel; every host made here is removed at teardown, also when the test fails."""
+    """Factory: lab_hosts(n=1, instance=..., names=None, release=DEFAULT_RELEASE) -> list[LabHost],
+    fresh hosts of that Debian release booted in parallel (its rootfs is built on first use);
+    every host made here is removed at teardown, also when the test fails."""
     made: list[tuple[str, str]] = []
 
-    def factory(n: int = 1, instance: str | None = None, names: list[str] | None = None) -> list[LabHost]:
+    def factory(n: int = 1, instance: str | None = None, names: list[str] | None = None,
+                release: str = lab.DEFAULT_RELEASE) -> list[LabHost]:
         inst = instance or lab_base
         if names is None:
             used = {name for i, name in made if i == inst}
@@ -101,7 +103,7 @@ def lab_hosts(lab_base):
                 k += 1
         made.extend((inst, name) for name in names)
         lab.remove_hosts(names, inst)  # fresh: never reuse a host an earlier test changed
-        return lab.add_hosts(names, inst)
+        return lab.add_hosts(names, inst, release)
 
     yield factory
     errors = []
@@ -120,5 +122,5 @@ def pytest_sessionfinish(session, exitstatus):
     """Last safety net (also after Ctrl-C): no test instance outlives the session."""
     if _claimed and _lab_unavailable() is None:
         for inst in _claimed["names"]:
-            if lab.common.load_state(inst) is not None or lab.network.leftover_netns(inst):
+            if lab.state.load_state(inst) is not None or lab.network.leftover_netns(inst):
                 lab.down(inst)

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from provisioner.lab import write_inventory
+from provisioner.labs.container import write_inventory
 
 pytestmark = pytest.mark.lab
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioner import PROJECT_ROOT, lab
-from provisioner.lab import inventory_dict
+from provisioner import PROJECT_ROOT
+from provisioner.labs import container as lab
+from provisioner.labs.container import inventory_dict
 
 pytestmark = pytest.mark.lab
 

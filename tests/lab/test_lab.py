@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioner import lab
 from provisioner.errors import UserError
-from provisioner.lab import aptproxy, common, hosts as labhosts, network
+from provisioner.labs import common
+from provisioner.labs import container as lab
+from provisioner.labs.container import hosts as labhosts, network, proxy, state
 
 def ssh(host, command: str, user: str = "deploy", input: str | None = None, check: bool = True,
         timeout: float = 120) -> subprocess.CompletedProcess:
@@ -30,7 +31,7 @@ def ssh(host, command: str, user: str = "deploy", input: str | None = None, chec
 
 def leftovers(instance: str) -> dict:
     """Everything an instance could leave on the controller."""
-    idir = common.instance_dir(instance)
+    idir = state.instance_dir(instance)
     procs = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -43,7 +44,7 @@ def leftovers(instance: str) -> dict:
     return {
         "netns": network.leftover_netns(instance),
         "links": network.leftover_veths(instance) + ([network.bridge_name(instance)]
-                                                     if network.link_exists(network.bridge_name(instance)) else []),
+                                                     if common.link_exists(network.bridge_name(instance)) else []),
         "mounts": common.mounts_under(idir),
         "processes": procs,
         "cgroups": [str(d) for d in labhosts.cgroup_dirs(instance) if d.exists()],
@@ -116,19 +117,19 @@ def test_host_key_stable_across_recreation(lab_hosts, lab_instance):
 def test_apt_works_through_the_proxy_only(lab_hosts):
     (h,) = lab_hosts(1)
     conf = ssh(h, "apt-config dump Acquire::http::Proxy").stdout
-    assert f"apt-proxy:{aptproxy.PORT}" in conf
+    assert f"apt-proxy:{proxy.PORT}" in conf
     assert ssh(h, "getent hosts apt-proxy").stdout.split()[0] == network.PROXY_ADDR
     p = ssh(h, "sudo apt-get update -q --error-on=any", timeout=300)  # plain update exits 0 on fetch errors
     assert "Reading package lists" in p.stdout
     assert ssh(h, "apt-cache policy nginx-light").stdout.count("bookworm") >= 1
-    log = (aptproxy.LOG_DIR / "apt-cacher.log").read_text(errors="replace")
+    log = (proxy.LOG_DIR / "apt-cacher.log").read_text(errors="replace")
     assert h.address in log  # the host's requests went through the lab's apt-cacher-ng
 
 
 @pytest.mark.lab
 def test_hosts_have_no_route_out_of_the_lab(lab_hosts):
     a, b = lab_hosts(2)
-    st = common.load_state(a.instance)
+    st = state.load_state(a.instance)
     routes = ssh(a, "ip -4 -o route show table all | grep -v '^local\\|^broadcast'").stdout.strip().splitlines()
     # the subnet, plus the apt proxy's /32 on the lab bridge; no default route
     assert routes and all(r.startswith((st["subnet"], network.PROXY_ADDR + " ")) for r in routes), routes
@@ -144,13 +145,13 @@ def test_hosts_have_no_route_out_of_the_lab(lab_hosts):
         port = srv.getsockname()[1]
         p = ssh(a, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{st['gateway']}/{port}'", check=False)
         assert p.returncode != 0, "a lab host reached a controller service other than the apt proxy"
-    ssh(a, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{network.PROXY_ADDR}/{aptproxy.PORT}'")
+    ssh(a, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{network.PROXY_ADDR}/{proxy.PORT}'")
 
 
 @pytest.mark.lab
 def test_reboot_inside_a_host_restarts_it(lab_hosts):
     (h,) = lab_hosts(1)
-    st = common.load_state(h.instance)
+    st = state.load_state(h.instance)
     rec = st["hosts"][h.name]
     pid1 = labhosts.nspawn_pid(rec)
     boot1 = ssh(h, "cat /proc/sys/kernel/random/boot_id").stdout
@@ -184,12 +185,12 @@ def test_up_writes_inventory_and_is_idempotent_then_down_leaves_nothing(lab_scra
         assert data["all"]["hosts"][n1] == {"ansible_host": hosts[0].address, "ansible_user": "deploy",
                                                "ansible_ssh_private_key_file": str(lab.KEY_FILE)}
         assert set(data["all"]["children"]["lab"]["hosts"]) == {n1, n2, n3}
-        pids = {n: r["launcher_pid"] for n, r in common.load_state(CLEAN_INSTANCE)["hosts"].items()}
+        pids = {n: r["launcher_pid"] for n, r in state.load_state(CLEAN_INSTANCE)["hosts"].items()}
         t0 = time.monotonic()
         again = lab.up(2, instance=CLEAN_INSTANCE)  # keeps running hosts, adds none
         assert time.monotonic() - t0 < 5
         assert [h.name for h in again] == [n1, n2, n3]
-        assert {n: r["launcher_pid"] for n, r in common.load_state(CLEAN_INSTANCE)["hosts"].items()} == pids
+        assert {n: r["launcher_pid"] for n, r in state.load_state(CLEAN_INSTANCE)["hosts"].items()} == pids
         assert all(running for _, running in lab.status(CLEAN_INSTANCE))
         lab.remove_host(n3, CLEAN_INSTANCE)
         assert [h.name for h, _ in lab.status(CLEAN_INSTANCE)] == [n1, n2]
@@ -210,7 +211,7 @@ def test_up_recovers_from_a_crashed_run(lab_scratch_instance):
     lab.down(CLEAN_INSTANCE)
     try:
         (h1, h2) = lab.up(2, instance=CLEAN_INSTANCE)
-        st = common.load_state(CLEAN_INSTANCE)
+        st = state.load_state(CLEAN_INSTANCE)
         # simulate a crash: launcher and nspawn SIGKILLed (container processes stay behind),
         # plus a stray netns as if an earlier run died half-way through creating a host
         n1, n2 = h1.name, h2.name
@@ -238,7 +239,7 @@ def test_cli_up_status_down(lab_scratch_instance):
     CLEAN_INSTANCE = lab_scratch_instance
     from typer.testing import CliRunner
 
-    from provisioner.lab.cli import app
+    from provisioner.labs.container.cli import app
 
     runner = CliRunner()
     try:
@@ -265,9 +266,17 @@ def test_not_root_is_a_user_error(monkeypatch):
 
 @pytest.mark.unit
 def test_bad_instance_name_is_a_user_error(monkeypatch):
-    monkeypatch.setattr(common, "check_platform", lambda: None)
+    monkeypatch.setattr(state, "check_platform", lambda: None)
     with pytest.raises(UserError):
         lab.up(1, instance="Bad Name!")
+
+
+@pytest.mark.unit
+def test_unknown_release_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(state, "check_platform", lambda: None)
+    with pytest.raises(UserError) as e:
+        lab.up(1, instance="trel", release="sid")
+    assert "bookworm, trixie" in e.value.cause and "--release" in e.value.fix
 
 
 @pytest.mark.unit

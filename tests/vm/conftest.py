@@ -6,7 +6,7 @@
     in_netns   fixture: in_netns(argv, timeout=600, **kw) -> CompletedProcess, run inside the namespace
     provision  fixture: provision(*args) -> argv of the `provision` CLI (entry point or python -c)
 
-The tier needs root and the apt packages in provisioner.vmlab.APT_PACKAGES: without root it is
+The tier needs root and the apt packages in provisioner.labs.vm.APT_PACKAGES: without root it is
 skipped; with missing packages it is skipped with the apt-get line (failed instead when CI is set).
 """
 
@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from provisioner import vmlab
+from provisioner.labs import vm
 
 
 def _unavailable() -> str | None:
@@ -30,7 +30,7 @@ def _unavailable() -> str | None:
         return "the VM lab needs root"
     if not shutil.which("dpkg-query"):
         return "the VM lab needs a Debian/Ubuntu controller"
-    missing = vmlab.missing_packages()
+    missing = vm.missing_packages()
     if missing:
         return f"missing apt packages: {' '.join(missing)} (apt-get install -y {' '.join(missing)})"
     return None
@@ -55,16 +55,16 @@ def vm_lab():
     # SIGTERM (a CI time limit, a killed runner) must still reach the `down` below.
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        vmlab.down()  # fresh VMs: never reuse what an earlier (maybe crashed) run left
+        vm.down()  # fresh VMs: never reuse what an earlier (maybe crashed) run left
         try:
-            lab = vmlab.up(quiet=True)
+            lab = vm.up(quiet=True)
         except Exception as e:
             _setup_error.append(e)
             raise
         yield lab
     finally:
         try:
-            vmlab.down()
+            vm.down()
         finally:
             signal.signal(signal.SIGTERM, old)
 
@@ -74,7 +74,7 @@ def in_netns():
     def run(argv: list, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
-        return subprocess.run(vmlab.netns_prefix() + [str(a) for a in argv], timeout=timeout, **kw)
+        return subprocess.run(vm.netns_prefix() + [str(a) for a in argv], timeout=timeout, **kw)
     return run
 
 

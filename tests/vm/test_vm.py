@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import vmlab
+from provisioner.labs import common, vm
+from provisioner.labs.vm import config, libvirt, network, vagrant
 
 PAYLOAD = {"features": [5.1, 3.5, 1.4, 0.2]}   # an Iris setosa
 
 
 def ssh(host: dict, command: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run(vmlab.ssh_argv(host, command), capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(vagrant.ssh_argv(host, command), capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"{host['ansible_host']}: {command!r} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p
@@ -35,7 +36,7 @@ def test_vms_are_bare_debian_reachable_with_the_inventory_key(vm_lab, in_netns):
     assert list(hosts) == ["vm1", "vm2"]
     print("vm lab up:", {k: round(v, 1) for k, v in vm_lab["timings"].items()})
     for name, h in hosts.items():
-        assert h["ansible_ssh_private_key_file"] == str(vmlab.VAGRANT_HOME / "insecure_private_key")
+        assert h["ansible_ssh_private_key_file"] == str(config.VAGRANT_HOME / "insecure_private_key")
         # StrictHostKeyChecking=yes against the lab's known_hosts: the stable per-name host key
         out = ssh(h, "hostname; sudo -n id -u; systemctl is-system-running; . /etc/os-release; "
                      "echo $VERSION_ID; (command -v nginx uwsgi || true) | wc -l; "
@@ -45,13 +46,13 @@ def test_vms_are_bare_debian_reachable_with_the_inventory_key(vm_lab, in_netns):
         assert out[2] in ("running", "degraded")
         assert out[3] == "12"
         assert out[4] == "0"                      # bare: no nginx, no uwsgi
-        assert out[5] == f"http://{vmlab.APT_PROXY_ADDR}:{vmlab.APT_PROXY_PORT}"
+        assert out[5] == f"http://{config.APT_PROXY_ADDR}:{config.APT_PROXY_PORT}"
     # The namespace has no way out but the veth to the apt proxy (a route lookup; nothing is sent).
     p = in_netns(["ip", "-4", "route", "get", "192.0.2.1"])
     assert p.returncode != 0 and "unreachable" in p.stderr.lower()
     # ...and the VM addresses exist only inside it.
-    assert not Path(f"/sys/class/net/{vmlab.BRIDGE}").exists()
-    assert in_netns(["ip", "link", "show", vmlab.BRIDGE]).returncode == 0
+    assert not Path(f"/sys/class/net/{config.BRIDGE}").exists()
+    assert in_netns(["ip", "link", "show", config.BRIDGE]).returncode == 0
 
 
 @pytest.mark.vm
@@ -59,7 +60,7 @@ def test_deploy_to_fresh_vms_then_noop_then_logs(vm_lab, in_netns, provision, tm
     inv = vm_lab["inventory"]
     hosts = vm_lab["hosts"]
     env = dict(os.environ, PROVISION_KNOWN_HOSTS=str(tmp_path / "known_hosts"))
-    shutil.copy(vmlab.STATE_DIR / "known_hosts", tmp_path / "known_hosts")  # pinned: the stable keys
+    shutil.copy(config.STATE_DIR / "known_hosts", tmp_path / "known_hosts")  # pinned: the stable keys
 
     t0 = time.monotonic()
     p = in_netns(provision("deploy", "--host", "vagrant", "-i", inv, "--json"), timeout=1500, env=env)
@@ -97,69 +98,69 @@ def test_deploy_to_fresh_vms_then_noop_then_logs(vm_lab, in_netns, provision, tm
     assert lines and "POST /predict" in lines[0], p.stdout[-3000:]
 
     # Every package the VMs installed came through the lab's apt proxy.
-    log = (vmlab.STATE_DIR / "acng-log" / "apt-cacher.log").read_text(errors="replace")
-    assert "|" + vmlab.LAB_VETH_ADDR + "|" in log and "nginx" in log
+    log = (config.APT_PROXY_DIR / "log" / "apt-cacher.log").read_text(errors="replace")
+    assert "|" + config.LAB_VETH_ADDR + "|" in log and "nginx" in log
 
 
 def _ours_running(pids: dict) -> list[str]:
-    found = [f"{exe} {pid}" for exe, pid in pids.items() if vmlab._pid_alive(pid, exe)]
+    found = [f"{exe} {pid}" for exe, pid in pids.items() if common.pid_alive(pid, exe)]
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if f"guest={vmlab.DOMAIN_PREFIX}" in cmd and not vmlab._zombie(int(d.name)):
+            if f"guest={config.DOMAIN_PREFIX}" in cmd and common.pid_alive(int(d.name)):
                 found.append(f"qemu {d.name}")
     return found
 
 
 def _leftovers() -> dict:
-    libvirt_files = [str(p) for p in vmlab._libvirt_config_files()]
+    libvirt_files = [str(p) for p in libvirt.config_files()]
     return {
-        "netns": [vmlab.NETNS] if Path(f"/run/netns/{vmlab.NETNS}").exists() else [],
-        "links": [n for n in (vmlab.VETH_HOST, vmlab.BRIDGE) if Path(f"/sys/class/net/{n}").exists()],
+        "netns": [config.NETNS] if Path(f"/run/netns/{config.NETNS}").exists() else [],
+        "links": [n for n in (config.VETH_HOST, config.BRIDGE) if Path(f"/sys/class/net/{n}").exists()],
         "libvirt_config": libvirt_files,
-        "state_dir": [str(vmlab.STATE_DIR)] if vmlab.STATE_DIR.exists() else [],
-        "libvirt_socket": [str(vmlab.LIBVIRT_SOCK)] if vmlab.LIBVIRT_SOCK.exists() else [],
-        "qemu_logs": [str(p) for p in Path("/var/log/libvirt/qemu").glob(f"{vmlab.DOMAIN_PREFIX}*")],
-        "inventory": [str(vmlab.INVENTORY)] if vmlab.INVENTORY.exists() else [],
+        "state_dir": [str(config.STATE_DIR)] if config.STATE_DIR.exists() else [],
+        "libvirt_socket": [str(config.LIBVIRT_SOCK)] if config.LIBVIRT_SOCK.exists() else [],
+        "qemu_logs": [str(p) for p in Path("/var/log/libvirt/qemu").glob(f"{config.DOMAIN_PREFIX}*")],
+        "inventory": [str(config.INVENTORY)] if config.INVENTORY.exists() else [],
     }
 
 
 @pytest.mark.vm
 def test_down_leaves_nothing_behind(vm_lab):
-    st = vmlab._load_state()
+    st = config.load_state()
     pids = {"libvirtd": st["libvirtd_pid"], "virtlogd": st["virtlogd_pid"], "apt-cacher-ng": st["aptproxy_pid"]}
-    assert vmlab.status()["domains"] == {"vm1": "running", "vm2": "running"}
+    assert vm.status()["domains"] == {"vm1": "running", "vm2": "running"}
     t0 = time.monotonic()
-    vmlab.down()
+    vm.down()
     print(f"vm down: {time.monotonic() - t0:.1f} s")
     assert _leftovers() == {k: [] for k in _leftovers()}
     assert _ours_running(pids) == []
-    assert not vmlab.status()["up"]
-    vmlab.down()  # idempotent
+    assert not vm.status()["up"]
+    vm.down()  # idempotent
     assert _leftovers() == {k: [] for k in _leftovers()}
 
 
 @pytest.mark.vm
 def test_down_cleans_up_after_a_crashed_run(vm_lab):
     """libvirtd killed -9 with its pool and network defined: `down` restarts it, removes all."""
-    vmlab.down()
+    vm.down()
     st: dict = {}
-    vmlab.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    vmlab._save_state(st)
-    vmlab._create_netns()
-    vmlab._start_aptproxy(st, print)
-    vmlab._start_daemons(st, print)
-    vmlab._define_libvirt_objects(["vm1", "vm2"])
+    config.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    config.save_state(st)
+    network.create_netns()
+    network.start_aptproxy(st, print)
+    libvirt.start_daemons(st, print)
+    libvirt.define_objects(["vm1", "vm2"])
     os.kill(st["libvirtd_pid"], signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while vmlab._pid_alive(st["libvirtd_pid"], "libvirtd") and time.monotonic() < deadline:
+    while libvirt.ours_running(st) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert vmlab._libvirt_config_files()       # the crash left libvirt objects behind
-    assert vmlab.status()["leftovers"]
-    vmlab.down()
+    assert libvirt.config_files()       # the crash left libvirt objects behind
+    assert vm.status()["leftovers"]
+    vm.down()
     assert _leftovers() == {k: [] for k in _leftovers()}
     pids = {"libvirtd": st["libvirtd_pid"], "virtlogd": st["virtlogd_pid"], "apt-cacher-ng": st["aptproxy_pid"]}
     assert _ours_running(pids) == []

@@ -1,7 +1,8 @@
-"""The shared, read-only Debian 12 root filesystem of every lab host (built once with mmdebstrap).
+"""The shared, read-only root filesystem of the lab hosts of one Debian release (mmdebstrap).
 
-Cached as /var/cache/provision/lab-rootfs-<recipe-hash>/ and rebuilt only when the recipe (this
-file's settings plus the lab SSH public key) changes. Built into a temp dir, then renamed.
+Cached as /var/cache/provision/lab-rootfs-<release>-<recipe-hash>/, one per release, and rebuilt
+only when that release's recipe (this file's settings plus the lab SSH public key) changes. Built
+into a temp dir, then renamed.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import aptproxy, common
-from .common import CACHE_ROOT, KEY_FILE
+from provisioner.errors import UserError
+from provisioner.labs import common
 
-SUITE = "bookworm"
+from . import proxy, state
+from .state import CACHE_ROOT, KEY_FILE
+
+RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
+DEFAULT_RELEASE = "bookworm"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "sudo",
             "python3", "iproute2"]
-SOURCES = [
-    f"deb http://deb.debian.org/debian {SUITE} main",
-    f"deb http://deb.debian.org/debian {SUITE}-updates main",
-    f"deb http://deb.debian.org/debian-security {SUITE}-security main",
-]
 ASKPASS_PASSWORD = "lab-password"
 # hosts resolve "apt-proxy" through their /etc/hosts (written per host: the instance's gateway)
-PROXY_CONF = f'Acquire::http::Proxy "http://apt-proxy:{aptproxy.PORT}/";\n'
+PROXY_CONF = f'Acquire::http::Proxy "http://apt-proxy:{proxy.PORT}/";\n'
 RECIPE_VERSION = 1
 
 _CUSTOMIZE = r"""#!/bin/sh
@@ -66,14 +66,29 @@ rm -f "$R/etc/resolv.conf"; : > "$R/etc/resolv.conf"
 """
 
 
-def recipe() -> dict:
+def check_release(release: str) -> str:
+    if release not in RELEASES:
+        raise UserError(f"unknown lab release {release!r}: the lab builds {', '.join(RELEASES)}",
+                        f"use --release {DEFAULT_RELEASE} (the default) or --release trixie")
+    return release
+
+
+def sources(release: str) -> list[str]:
+    return [
+        f"deb http://deb.debian.org/debian {release} main",
+        f"deb http://deb.debian.org/debian {release}-updates main",
+        f"deb http://deb.debian.org/debian-security {release}-security main",
+    ]
+
+
+def recipe(release: str) -> dict:
     return {
         "version": RECIPE_VERSION,
-        "suite": SUITE,
+        "suite": release,
         "variant": "minbase",
         "hooks": "merged-usr",
         "packages": PACKAGES,
-        "sources": SOURCES,
+        "sources": sources(release),
         "customize": _CUSTOMIZE,
         "proxy_conf": PROXY_CONF,
         "askpass_password": ASKPASS_PASSWORD,
@@ -81,12 +96,9 @@ def recipe() -> dict:
     }
 
 
-def recipe_hash() -> str:
-    return hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def path() -> Path:
-    return CACHE_ROOT / f"lab-rootfs-{recipe_hash()}"
+def path(release: str) -> Path:
+    digest = hashlib.sha256(json.dumps(recipe(release), sort_keys=True).encode()).hexdigest()[:12]
+    return CACHE_ROOT / f"lab-rootfs-{release}-{digest}"
 
 
 def ensure_key() -> Path:
@@ -104,13 +116,13 @@ def ensure_key() -> Path:
     return KEY_FILE
 
 
-def ensure(log=print) -> Path:
-    """Return the cached rootfs for the current recipe, building it first if needed.
+def ensure(release: str = DEFAULT_RELEASE, log=print) -> Path:
+    """Return the cached rootfs of `release` for the current recipe, building it first if needed.
 
     Needs the apt proxy on 127.0.0.1 (the caller starts it) so the build's downloads are cached.
     """
     ensure_key()
-    target = path()
+    target = path(check_release(release))
     if (target / ".lab-rootfs-complete").exists():
         return target
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
@@ -124,34 +136,36 @@ def ensure(log=print) -> Path:
     cmd = ["mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
            "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
            f"--include={','.join(PACKAGES)}",
-           f"--aptopt=Acquire::http::Proxy \"{aptproxy.url_for('127.0.0.1')}\"",
+           f"--aptopt=Acquire::http::Proxy \"{proxy.url_for('127.0.0.1')}\"",
            f"--customize-hook={hook}",
-           SUITE, str(tmp), *SOURCES]
-    log(f"building the lab root filesystem (once, ~30 s) into {target}")
+           release, str(tmp), *sources(release)]
+    log(f"building the {RELEASES[release]} ({release}) lab root filesystem (once, ~30 s) into {target}")
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"mmdebstrap failed ({p.returncode}):\n{p.stderr[-3000:]}")
-        (tmp / ".lab-rootfs-complete").write_text(json.dumps(recipe(), indent=1) + "\n")
+        (tmp / ".lab-rootfs-complete").write_text(json.dumps(recipe(release), indent=1) + "\n")
         os.replace(tmp, target)
     finally:
         hook.unlink(missing_ok=True)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     log(f"root filesystem built in {time.monotonic() - t0:.1f} s")
-    _prune(keep=target)
+    _prune(keep=target, release=release)
     return target
 
 
-def _prune(keep: Path) -> None:
-    """Remove rootfs builds of older recipes that no lab instance still uses."""
+def _prune(keep: Path, release: str) -> None:
+    """Remove rootfs builds of the release's older recipes (and of the unkeyed ones of versions
+    that built only Debian 12) that no lab instance still uses."""
     used = {keep.name}
-    for inst in common.all_instances():
-        st = common.load_state(inst) or {}
+    for inst in state.all_instances():
+        st = state.load_state(inst) or {}
         for r in [st.get("rootfs")] + [h.get("rootfs") for h in st.get("hosts", {}).values()]:
             if r:
                 used.add(Path(r).name)
     for d in CACHE_ROOT.glob("lab-rootfs-*"):
-        if d.is_dir() and d.name not in used:
+        ours = d.name.startswith(f"lab-rootfs-{release}-") or "-" not in d.name.removeprefix("lab-rootfs-")
+        if ours and d.is_dir() and d.name not in used:
             shutil.rmtree(d, ignore_errors=True)

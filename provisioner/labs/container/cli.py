@@ -12,7 +12,7 @@ from rich.table import Table
 
 from provisioner.errors import UserError
 
-app = typer.Typer(help="Container lab: Debian 12 test hosts (systemd-nspawn) on this machine.",
+app = typer.Typer(help="Container lab: Debian 12 / 13 test hosts (systemd-nspawn) on this machine.",
                   no_args_is_help=True)
 console = Console()
 
@@ -28,10 +28,11 @@ def _fail(e: UserError) -> None:
 
 def _table(rows) -> Table:
     t = Table(show_header=True, header_style="bold")
-    for col in ("host", "address", "user", "state"):
+    for col in ("host", "address", "user", "release", "state"):
         t.add_column(col)
     for h, running in rows:
-        t.add_row(h.name, h.address, h.user, "[green]running[/green]" if running else "[red]stopped[/red]")
+        t.add_row(h.name, h.address, h.user, h.release,
+                  "[green]running[/green]" if running else "[red]stopped[/red]")
     return t
 
 
@@ -39,16 +40,18 @@ def _table(rows) -> Table:
 def up(hosts: int = typer.Option(2, "--hosts", "-n", min=1, help="Number of hosts (INSTANCE1..N)."),
        instance: str = _INSTANCE,
        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i",
-                                                help="Where to write the inventory (default inventories/lab.yml).")):
+                                                help="Where to write the inventory (default inventories/lab.yml)."),
+       release: str = typer.Option("bookworm", "--release", "-r",
+                                   help="Debian release of new hosts: bookworm (12) or trixie (13).")):
     """Start the lab hosts (idempotent) and write an Ansible-format inventory."""
-    from provisioner import lab
+    from provisioner.labs import container
 
     t0 = time.monotonic()
     try:
         with console.status("starting the container lab ..."):
-            result = lab.up(hosts, instance=instance, inventory_path=inventory,
-                            log=lambda m: console.print(f"  {m}"))
-        inv = lab.common.load_state(instance)["inventory"]["path"]
+            result = container.up(hosts, instance=instance, inventory_path=inventory, release=release,
+                                  log=lambda m: console.print(f"  {m}"))
+        inv = container.state.load_state(instance)["inventory"]["path"]
     except UserError as e:
         _fail(e)
     console.print(_table([(h, True) for h in result]))
@@ -63,18 +66,18 @@ def up(hosts: int = typer.Option(2, "--hosts", "-n", min=1, help="Number of host
 @app.command()
 def status(instance: str = _INSTANCE):
     """Show the lab hosts and whether each one runs."""
-    from provisioner import lab
+    from provisioner.labs import container
 
     try:
-        rows = lab.status(instance)
-        st = lab.common.load_state(instance)
+        rows = container.status(instance)
+        st = container.state.load_state(instance)
     except UserError as e:
         _fail(e)
     if not rows:
         console.print(f"lab [bold]{instance}[/bold] is down (start it with `provision lab up`)")
         return
     console.print(_table(rows))
-    console.print(f"subnet {st['subnet']}, apt proxy http://{st['gateway']}:{lab.aptproxy.PORT}, "
+    console.print(f"subnet {st['subnet']}, apt proxy http://{st['gateway']}:{container.proxy.PORT}, "
                   f"inventory {st['inventory']['path']}")
     if not all(r for _, r in rows):
         console.print("some hosts are stopped: `provision lab up` restarts them")
@@ -84,12 +87,12 @@ def status(instance: str = _INSTANCE):
 @app.command()
 def down(instance: str = _INSTANCE):
     """Stop and remove every lab host, its network and mounts (idempotent)."""
-    from provisioner import lab
+    from provisioner.labs import container
 
     t0 = time.monotonic()
     try:
         with console.status("stopping the container lab ..."):
-            lab.down(instance)
+            container.down(instance)
     except UserError as e:
         _fail(e)
     console.print(f"lab [bold]{instance}[/bold] is down ({time.monotonic() - t0:.1f} s)")

@@ -1,8 +1,8 @@
-"""The container lab: real Debian 12 hosts as systemd-nspawn containers in network namespaces.
+"""The container lab: real Debian hosts as systemd-nspawn containers in network namespaces.
 
-    up(count=2, instance="lab", inventory_path=None) -> list[LabHost]
-    add_host(name, instance="lab") -> LabHost
-    add_hosts(names, instance="lab") -> list[LabHost]      (parallel)
+    up(count=2, instance="lab", inventory_path=None, release="bookworm") -> list[LabHost]
+    add_host(name, instance="lab", release="bookworm") -> LabHost
+    add_hosts(names, instance="lab", release="bookworm") -> list[LabHost]      (parallel)
     remove_host(name, instance="lab") -> None
     remove_hosts(names, instance="lab") -> None              (parallel)
     down(instance="lab") -> None
@@ -13,14 +13,15 @@ Each instance has its own subnet 10.199.X.0/24: bridge pl-INSTANCE on the contro
 and the shared apt proxy address 10.199.0.1/32 (apt-cacher-ng listens there and on 127.0.0.1,
 forwarding only to Debian's mirror); hosts INSTANCE1..N get .11, .12, ..., each in its own netns
 with only its subnet route and the proxy's /32 (no default route, no NAT, no forwarding); an
-iptables chain lets hosts reach nothing on the controller but the proxy port. State lives in
-/var/lib/provision-lab/INSTANCE/state.json. All need root on Linux (UserError otherwise).
+iptables chain lets hosts reach nothing on the controller but the proxy port. Each host runs one
+Debian release (rootfs.RELEASES: bookworm = Debian 12, trixie = Debian 13); hosts of both can
+share an instance. State lives in /var/lib/provision-lab/INSTANCE/state.json. All need root on
+Linux (UserError otherwise).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,13 +32,16 @@ from typing import Callable
 import provisioner
 from provisioner.errors import UserError
 
-from . import aptproxy, common, hosts, network, rootfs
-from .common import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
-from .inventory_file import inventory_dict, write_inventory
+from provisioner.labs import common
+
+from . import hosts, network, proxy, rootfs, state
+from .inventory import inventory_dict, write_inventory
+from .rootfs import DEFAULT_RELEASE, RELEASES
+from .state import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
 
 __all__ = ["LabHost", "up", "add_host", "add_hosts", "remove_host", "remove_hosts", "down", "status", "ensure_base",
            "write_inventory", "inventory_dict", "known_hosts_path", "default_inventory_path",
-           "KEY_FILE", "DEFAULT_INSTANCE"]
+           "KEY_FILE", "DEFAULT_INSTANCE", "DEFAULT_RELEASE", "RELEASES"]
 
 Log = Callable[[str], None]
 
@@ -54,66 +58,68 @@ class LabHost:
     key_file: str = str(KEY_FILE)
     instance: str = DEFAULT_INSTANCE
     known_hosts: str = ""  # an ssh known_hosts file with this host's (stable) keys
+    release: str = DEFAULT_RELEASE
 
 
 def default_inventory_path(instance: str = DEFAULT_INSTANCE) -> Path:
     if instance == DEFAULT_INSTANCE:
         return provisioner.PROJECT_ROOT / "inventories" / "lab.yml"
-    return common.instance_dir(instance) / "inventory.yml"
+    return state.instance_dir(instance) / "inventory.yml"
 
 
 def known_hosts_path(instance: str = DEFAULT_INSTANCE) -> Path:
-    return common.instance_dir(instance) / "known_hosts"
-
-
-def _natural(name: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+    return state.instance_dir(instance) / "known_hosts"
 
 
 def _labhosts(st: dict) -> list[LabHost]:
     kh = str(known_hosts_path(st["instance"]))
-    return [LabHost(name=n, address=r["address"], key_file=str(KEY_FILE), instance=st["instance"], known_hosts=kh)
-            for n, r in sorted(st["hosts"].items(), key=lambda kv: _natural(kv[0]))]
+    return [LabHost(name=n, address=r["address"], key_file=str(KEY_FILE), instance=st["instance"], known_hosts=kh,
+                    release=r.get("release", DEFAULT_RELEASE))
+            for n, r in sorted(st["hosts"].items(), key=lambda kv: common.natural_key(kv[0]))]
 
 
 # --- public API ------------------------------------------------------------------------------
 
-def ensure_base(log: Log = _quiet) -> Path:
-    """Rootfs (built once, cached) and the apt proxy; returns the rootfs path."""
-    common.check_platform()
-    with common.global_lock():
+def ensure_base(releases=(DEFAULT_RELEASE,), log: Log = _quiet) -> list[Path]:
+    """Rootfs of each release (built once, cached) and the apt proxy; returns the rootfs paths."""
+    state.check_platform()
+    with state.global_lock():
         _ensure_proxy()
-        return rootfs.ensure(log=log)
+        return [rootfs.ensure(rootfs.check_release(r), log=log) for r in releases]
 
 
 def up(count: int = 2, instance: str = DEFAULT_INSTANCE, inventory_path: str | Path | None = None,
-       log: Log = _quiet) -> list[LabHost]:
+       release: str = DEFAULT_RELEASE, log: Log = _quiet) -> list[LabHost]:
     """Make sure hosts INSTANCE1..INSTANCEcount run (keeps any others); write the inventory."""
-    common.check_platform()
-    common.check_instance(instance)
+    state.check_platform()
+    state.check_instance(instance)
+    rootfs.check_release(release)
     if count < 0:
         raise UserError(f"bad host count {count}", "use --hosts 1 or more")
-    with common.global_lock():
+    with state.global_lock():
         st = _ensure_instance(instance, inventory_path, log)
         names = [f"{instance}{i}" for i in range(1, count + 1)]
-        _create_hosts(st, [n for n in names if n not in st["hosts"]], log)
+        _create_hosts(st, names, release, log)
         return _labhosts(st)
 
 
-def add_host(name: str, instance: str = DEFAULT_INSTANCE, log: Log = _quiet) -> LabHost:
+def add_host(name: str, instance: str = DEFAULT_INSTANCE, release: str = DEFAULT_RELEASE,
+             log: Log = _quiet) -> LabHost:
     """Create (or keep, if running) one host named `name` in the instance."""
-    return add_hosts([name], instance, log)[0]
+    return add_hosts([name], instance, release, log)[0]
 
 
-def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, log: Log = _quiet) -> list[LabHost]:
+def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, release: str = DEFAULT_RELEASE,
+              log: Log = _quiet) -> list[LabHost]:
     """Create the named hosts in parallel (keeping any that already run); returns them in order."""
-    common.check_platform()
-    common.check_instance(instance)
+    state.check_platform()
+    state.check_instance(instance)
+    rootfs.check_release(release)
     for name in names:
-        common.check_host_name(name)
-    with common.global_lock():
+        state.check_host_name(name)
+    with state.global_lock():
         st = _ensure_instance(instance, None, log)
-        _create_hosts(st, [n for n in dict.fromkeys(names) if n not in st["hosts"]], log)
+        _create_hosts(st, list(dict.fromkeys(names)), release, log)
         by_name = {h.name: h for h in _labhosts(st)}
         return [by_name[n] for n in names]
 
@@ -125,10 +131,10 @@ def remove_host(name: str, instance: str = DEFAULT_INSTANCE) -> None:
 
 def remove_hosts(names: list[str], instance: str = DEFAULT_INSTANCE) -> None:
     """Stop and remove hosts in parallel (idempotent); the instance's network stays until down()."""
-    common.check_platform(tools=False)
-    common.check_instance(instance)
-    with common.global_lock():
-        st = common.load_state(instance)
+    state.check_platform(tools=False)
+    state.check_instance(instance)
+    with state.global_lock():
+        st = state.load_state(instance)
         recs = []
         for name in dict.fromkeys(names):
             rec = st["hosts"].get(name) if st else None
@@ -148,17 +154,17 @@ def remove_hosts(names: list[str], instance: str = DEFAULT_INSTANCE) -> None:
 
 def down(instance: str = DEFAULT_INSTANCE) -> None:
     """Remove everything up() made for the instance; stop the apt proxy if no instance is left."""
-    common.check_platform(tools=False)
-    common.check_instance(instance)
-    with common.global_lock():
+    state.check_platform(tools=False)
+    state.check_instance(instance)
+    with state.global_lock():
         _down_locked(instance)
 
 
 def status(instance: str = DEFAULT_INSTANCE) -> list[tuple[LabHost, bool]]:
     """Hosts recorded for the instance and whether each one's container is running."""
-    common.check_platform(tools=False)
-    common.check_instance(instance)
-    st = common.load_state(instance)
+    state.check_platform(tools=False)
+    state.check_instance(instance)
+    st = state.load_state(instance)
     if not st:
         return []
     return [(h, hosts.is_running(st["hosts"][h.name])) for h in _labhosts(st)]
@@ -173,11 +179,11 @@ def _ensure_proxy() -> None:
     """
     local = network.local_addresses()
     gateways = []
-    for inst in common.all_instances():
-        st = common.load_state(inst)
+    for inst in state.all_instances():
+        st = state.load_state(inst)
         if st and st.get("gateway") in local:
             gateways.append(st["gateway"])
-    aptproxy.ensure([network.PROXY_ADDR] if network.PROXY_ADDR in local else [], also=gateways)
+    proxy.ensure([network.PROXY_ADDR] if network.PROXY_ADDR in local else [], also=gateways)
 
 
 def _save(st: dict) -> None:
@@ -190,12 +196,12 @@ def _save(st: dict) -> None:
     inv = Path(st["inventory"]["path"])
     write_inventory(_labhosts(st), inv)
     st["inventory"]["sha256"] = hashlib.sha256(inv.read_bytes()).hexdigest()
-    common.save_state(instance, st)
+    state.save_state(instance, st)
 
 
 def _recover(instance: str) -> dict | None:
     """Drop what a crashed or stopped run left behind; keep hosts whose processes still run."""
-    st = common.load_state(instance)
+    st = state.load_state(instance)
     kept = {}
     if st:
         for name, rec in list(st["hosts"].items()):
@@ -216,7 +222,7 @@ def _recover(instance: str) -> dict | None:
             for sub in cg.iterdir():
                 if sub.is_dir() and sub.name not in kept:
                     hosts.remove_cgroup_tree(sub)
-    hdir = common.instance_dir(instance) / "hosts"
+    hdir = state.instance_dir(instance) / "hosts"
     if hdir.is_dir():
         for d in hdir.iterdir():
             if d.name not in kept:
@@ -228,22 +234,20 @@ def _recover(instance: str) -> dict | None:
 
 def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
     _ensure_proxy()
-    fs = rootfs.ensure(log=log)
     st = _recover(instance)
     if st is None:
-        taken = {s["subnet"] for i in common.all_instances() if i != instance
-                 for s in [common.load_state(i)] if s}
+        taken = {s["subnet"] for i in state.all_instances() if i != instance
+                 for s in [state.load_state(i)] if s}
         subnet = network.pick_subnet(instance, taken)
         st = {"kind": STATE_KIND, "instance": instance, "subnet": subnet, "gateway": network.gateway(subnet),
-              "bridge": network.bridge_name(instance), "rootfs": str(fs), "created": time.time(),
+              "bridge": network.bridge_name(instance), "created": time.time(),
               "inventory": {"path": str(Path(inventory_path or default_inventory_path(instance)).absolute())},
               "hosts": {}}
     elif inventory_path:
         st["inventory"]["path"] = str(Path(inventory_path).absolute())
-    st["rootfs"] = str(fs)
-    common.save_state(instance, st)  # from here on a crash leaves a state file to recover from
+    state.save_state(instance, st)  # from here on a crash leaves a state file to recover from
     network.ensure_bridge(instance, st["subnet"])
-    if not network.firewall_ensure(aptproxy.PORT):
+    if not network.firewall_ensure(proxy.PORT):
         log("warning: iptables not found: lab hosts can reach every service listening on this machine's "
             "lab bridge addresses (install iptables to allow only the apt proxy)")
     hosts.ensure_nspawn_tmpfs()
@@ -252,28 +256,36 @@ def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
     return st
 
 
-def _create_hosts(st: dict, names: list[str], log: Log) -> None:
-    """Create and boot hosts in parallel; on any failure (or Ctrl-C) remove the ones made here."""
+def _create_hosts(st: dict, wanted: list[str], release: str, log: Log) -> None:
+    """Create and boot the wanted hosts that do not run yet, in parallel; on any failure (or
+    Ctrl-C) remove the ones made here. A running host of another release is an error."""
+    instance = st["instance"]
+    for name in wanted:
+        running = st["hosts"].get(name, {}).get("release", DEFAULT_RELEASE)
+        if name in st["hosts"] and running != release:
+            raise UserError(f"lab host {name} runs {running}, not {release}",
+                            f"`provision lab down --instance {instance}` first, or use another --instance")
+    names = [n for n in wanted if n not in st["hosts"]]
     if not names:
         _save(st)
         return
-    instance = st["instance"]
+    fs = rootfs.ensure(release, log=log)
     made: list[dict] = []
     t0 = time.monotonic()
     try:
         taken = {r["address"] for r in st["hosts"].values()}
         for name in names:
-            common.check_host_name(name)
+            state.check_host_name(name)
             addr = network.host_address(st["subnet"], instance, name, taken)
             taken.add(addr)
-            rec = hosts.prepare(instance, name, addr, st["subnet"], Path(st["rootfs"]))
-            rec["rootfs"] = st["rootfs"]
+            rec = hosts.prepare(instance, name, addr, st["subnet"], fs)
+            rec.update(rootfs=str(fs), release=release)
             made.append(rec)
             st["hosts"][name] = rec
-        common.save_state(instance, st)
+        state.save_state(instance, st)
         for rec in made:
             hosts.launch(rec)
-        common.save_state(instance, st)
+        state.save_state(instance, st)
         with ThreadPoolExecutor(max_workers=len(made)) as ex:
             waits = list(ex.map(hosts.wait_ready, made))
         for rec, w in zip(made, waits):
@@ -295,7 +307,7 @@ def _create_hosts(st: dict, names: list[str], log: Log) -> None:
 
 
 def _down_locked(instance: str) -> None:
-    st = common.load_state(instance)
+    st = state.load_state(instance)
     recs = list(st["hosts"].values()) if st else []
     if recs:
         with ThreadPoolExecutor(max_workers=len(recs)) as ex:
@@ -305,7 +317,7 @@ def _down_locked(instance: str) -> None:
         hosts.remove_cgroup_tree(cg)
     hosts.remove_empty_cgroup_parents(instance)
     network.delete_bridge(instance)
-    idir = common.instance_dir(instance)
+    idir = state.instance_dir(instance)
     if st and st.get("inventory", {}).get("path"):
         inv = Path(st["inventory"]["path"])
         try:
@@ -315,7 +327,7 @@ def _down_locked(instance: str) -> None:
             pass
     if not common.mounts_under(idir):
         shutil.rmtree(idir, ignore_errors=True)
-    if not common.all_instances():
-        aptproxy.stop()
+    if not state.all_instances():
+        proxy.stop()
         hosts.release_nspawn_tmpfs()
         network.firewall_remove()

@@ -1,4 +1,4 @@
-"""Write an Ansible-format YAML inventory for lab hosts."""
+"""The Ansible-format YAML inventory of lab hosts (what `provision deploy -i` reads)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import yaml
+from provisioner.labs import common
 
 
 def inventory_dict(hosts: Iterable, user: str = "deploy", host_vars: dict | None = None,
@@ -30,12 +30,5 @@ def write_inventory(hosts: Iterable, path: str | os.PathLike, user: str = "deplo
                     host_vars: dict | None = None, group_vars: dict | None = None,
                     group: str = "lab") -> Path:
     """Write the inventory for `hosts` (LabHost objects) to `path` (atomically); returns the path."""
-    path = Path(path)
-    text = ("# written by provision's container lab\n"
-            + yaml.safe_dump(inventory_dict(hosts, user, host_vars, group_vars, group),
-                             sort_keys=False, default_flow_style=False))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return common.write_inventory_file(Path(path), inventory_dict(hosts, user, host_vars, group_vars, group),
+                                       "# written by provision's container lab\n")

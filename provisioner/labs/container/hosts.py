@@ -18,15 +18,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import common, network
-from .common import CGROUP_NAME, CGROUP_ROOT, HOSTKEYS_DIR, KEY_FILE, STATE_ROOT
+from provisioner.labs import common
+
+from . import network, state
+from .state import CGROUP_NAME, CGROUP_ROOT, HOSTKEYS_DIR, KEY_FILE, STATE_ROOT
 
 NSPAWN_RUN = Path("/run/systemd/nspawn")
 GLOBAL_STATE = STATE_ROOT / "global.json"
 READY_TIMEOUT = 90.0
 
 _LAUNCHER = """#!/bin/bash
-# provision container lab: launcher of one host (started detached; see provisioner/lab/hosts.py)
+# provision container lab: launcher of one host (started detached; see provisioner/labs/container/hosts.py)
 set -u
 echo "launcher: start $(date +%T.%N)"
 for cg in {cgroups}; do mkdir -p "$cg" && echo $$ > "$cg/cgroup.procs" || exit 97; done
@@ -164,7 +166,7 @@ def hostkey_lines(name: str, address: str) -> list[str]:
 # --- create / start / stop -----------------------------------------------------------------
 
 def host_dir(instance: str, name: str) -> Path:
-    return common.instance_dir(instance) / "hosts" / name
+    return state.instance_dir(instance) / "hosts" / name
 
 
 def prepare(instance: str, name: str, address: str, subnet: str, rootfs: Path) -> dict:

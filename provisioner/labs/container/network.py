@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from . import common
+from provisioner.labs import common
 
 SUBNET_BASE = "10.199"
 # The apt proxy's address, the same on every instance's bridge (a /32 beside the gateway), so the
@@ -86,10 +86,6 @@ def mac_for(*parts: str) -> str:
     return "02:" + ":".join(f"{b:02x}" for b in h[:5])
 
 
-def link_exists(name: str) -> bool:
-    return Path(f"/sys/class/net/{name}").exists()
-
-
 def _no_ipv6(ifname: str) -> None:
     p = Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
     if p.exists():
@@ -99,7 +95,7 @@ def _no_ipv6(ifname: str) -> None:
 def ensure_bridge(instance: str, subnet: str) -> str:
     br, gw = bridge_name(instance), gateway(subnet)
     prefix = ipaddress.ip_network(subnet).prefixlen
-    if not link_exists(br):
+    if not common.link_exists(br):
         common.run(["ip", "link", "add", br, "address", mac_for("bridge", instance), "type", "bridge"])
     else:
         common.run(["ip", "link", "set", br, "address", mac_for("bridge", instance)])
@@ -116,7 +112,7 @@ def ensure_bridge(instance: str, subnet: str) -> str:
 
 def delete_bridge(instance: str) -> None:
     br = bridge_name(instance)
-    if link_exists(br):
+    if common.link_exists(br):
         common.run(["ip", "link", "del", br], check=False)
     for veth in leftover_veths(instance):
         common.run(["ip", "link", "del", veth], check=False)
@@ -172,12 +168,12 @@ def create_host_net(instance: str, host: str, address: str, subnet: str) -> tupl
 
 def flush_neigh(instance: str, address: str) -> None:
     br = bridge_name(instance)
-    if link_exists(br):
+    if common.link_exists(br):
         common.run(["ip", "neigh", "flush", "to", address, "dev", br], check=False)
 
 
 def delete_host_net(ns: str | None, veth: str | None) -> None:
-    if veth and link_exists(veth):
+    if veth and common.link_exists(veth):
         common.run(["ip", "link", "del", veth], check=False)
     if ns and ns in netns_list():
         common.run(["ip", "netns", "del", ns], check=False)
@@ -196,7 +192,7 @@ def firewall_ensure(proxy_port: int) -> bool:
     """INPUT from any lab bridge (pl-+): replies to the controller's own connections (ssh) and
     the apt proxy port pass; anything else (the controller's other services) is refused.
     Returns False if iptables is not available (then nothing is installed)."""
-    if not common._which("iptables"):
+    if not common.which("iptables"):
         return False
     if _ipt("-n", "-L", FW_CHAIN).returncode != 0:
         _ipt("-N", FW_CHAIN, check=True)
@@ -218,7 +214,7 @@ def firewall_ensure(proxy_port: int) -> bool:
 
 
 def firewall_remove() -> None:
-    if not common._which("iptables"):
+    if not common.which("iptables"):
         return
     while _ipt("-C", "INPUT", "-i", "pl-+", "-j", FW_CHAIN).returncode == 0:
         _ipt("-D", "INPUT", "-i", "pl-+", "-j", FW_CHAIN)

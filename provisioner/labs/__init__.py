@@ -1,0 +1,10 @@
+"""Real hosts to test on, on this machine: two labs and what they share.
+
+    container/   bare Debian hosts as systemd-nspawn containers (`provision lab`): seconds per host
+    vm/          Vagrant VMs under libvirt (`provision vm`): minutes, but a real kernel and boot
+    common.py    processes by PID, the lock, links, atomic writes, inventory files
+    aptproxy.py  apt-cacher-ng, the hosts' only way out (to Debian's mirror)
+
+Both keep every address inside network namespaces they create and stop only processes they
+started, by the PID they recorded.
+"""
