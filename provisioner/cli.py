@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import getpass
+import contextlib
+import importlib.metadata
+import json
 import logging
+import shlex
 import queue
 import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -27,14 +28,15 @@ from roles.layout import Layout
 from . import report
 from .deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
-from .inventory import Host, default_inventory_path, load_inventory
+from .config.cli_options import inventory_options, selected_hosts
+from .inventory import Host
 from .labs.container.cli import app as lab_app
 from .labs.vm.cli import app as vm_app
 from .ssh import Session, close_all, interrupt_all
-from .variables import Secret, redact
+from .variables import redact
 from .verify import site_check
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
 app.add_typer(lab_app, name="lab", help="Local container lab: bare Debian 12 / 13 hosts (systemd-nspawn).")
 app.add_typer(vm_app, name="vm", help="Vagrant VM lab (libvirt) and its inventory.")
@@ -42,25 +44,43 @@ console = Console(highlight=False, soft_wrap=True)  # one message, one line: nev
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 HostOpt = Annotated[str, typer.Option("--host", "-H", help="Host or group name (comma list; 'all').")]
-InvOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Inventory YAML (Ansible format).")]
+InvOpt = Annotated[Optional[list[str]], typer.Option(
+    "--inventory", "-i", help="Inventory file (YAML or INI), directory, or comma list of hosts (repeatable).")]
 AskPass = Annotated[bool, typer.Option("--ask-become-pass", "-K", help="Ask for the sudo password.")]
 Forks = Annotated[int, typer.Option("--forks", "-f", min=1, help="Hosts worked on at once.")]
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"provision {importlib.metadata.version('provision')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False):
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+             version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                   help="Show the version and exit.")] = False):
     """Global options."""
 
 
-def _hosts(host: str, inventory: Optional[Path], ask_become_pass: bool = False) -> list[Host]:
-    inv = load_inventory(inventory or default_inventory_path())
-    for warning in inv.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
-    hosts = inv.select(host)
-    if ask_become_pass:
-        password = Secret(getpass.getpass("sudo password: "))
-        hosts = [replace(h, become_password=password) for h in hosts]
-    return hosts
+def _hosts(host: str, inventory: Optional[list[str]], ask_become_pass: bool = False) -> list[Host]:
+    return selected_hosts(host, inventory, ask_become_pass, warn=lambda w: err.print(f"[yellow]warning:[/] {escape(w)}"),
+                          show=lambda line: console.print(line, markup=False))
+
+
+@contextlib.contextmanager
+def _progress():
+    """A deploy's progress on stderr: on a terminal, one line per host, redrawn in place; otherwise
+    (CI logs, a pipe) one plain line per event as it happens."""
+    if not err.is_terminal:
+        yield lambda name, message: err.print(f"{name}: {message}", markup=False)
+        return
+    state: dict[str, str] = {}
+    with err.status("starting", spinner="dots") as spinner:
+        def progress(name: str, message: str) -> None:
+            state[name] = message
+            spinner.update("\n".join(f"{h}: {m}" for h, m in state.items()))
+        yield progress
 
 
 def _secrets(hosts: list[Host]) -> dict[str, list[str]]:
@@ -68,6 +88,7 @@ def _secrets(hosts: list[Host]) -> dict[str, list[str]]:
 
 
 @app.command()
+@inventory_options
 def deploy(
     host: HostOpt,
     inventory: InvOpt = None,
@@ -80,11 +101,7 @@ def deploy(
 ):
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
     hosts = _hosts(host, inventory, ask_become_pass)
-    state: dict[str, str] = {}
-    with err.status("starting", spinner="dots") as spinner:
-        def progress(name: str, message: str) -> None:
-            state[name] = message
-            spinner.update(" | ".join(f"{h}: {m}" for h, m in state.items()))
+    with _progress() as progress:
         reports = run_deploy(hosts, forks=forks, check=check, diff=diff, progress=progress)
     if json_out:
         print(report.as_json(reports, _secrets(hosts)))
@@ -113,6 +130,7 @@ def _log_command(host: Host, sources: list[Source], lines: int, follow: bool) ->
 
 
 @app.command()
+@inventory_options
 def logs(
     host: HostOpt,
     inventory: InvOpt = None,
@@ -187,6 +205,7 @@ echo "health: $health"
 
 
 @app.command()
+@inventory_options
 def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
     """Services, versions, current release and health of each host."""
     hosts = _hosts(host, inventory, ask_become_pass)
@@ -209,10 +228,11 @@ def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_becom
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@inventory_options
 def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Forks = 10,
         ask_become_pass: AskPass = False):
     """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
-    command = " ".join(ctx.args)
+    command = ctx.args[0] if len(ctx.args) == 1 else shlex.join(ctx.args)   # one argument: a shell line, as ssh takes
     if not command:
         raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")
     hosts = _hosts(host, inventory, ask_become_pass)
@@ -238,6 +258,12 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _json_error(cause: str, fix: str, code: int) -> None:
+    """With --json, an error is a JSON object on stdout too, for the program reading it."""
+    if "--json" in sys.argv:
+        print(json.dumps({"error": cause, "fix": fix, "exit_code": code}))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     signal.signal(signal.SIGINT, _interrupt)
@@ -246,6 +272,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # typer turns Ctrl-C into 130
     except UserError as e:
+        _json_error(e.cause, e.fix, e.code)
         err.print(f"[red]error:[/] {escape(e.cause)}")
         if e.fix:
             err.print(f"  [dim]fix:[/] {escape(e.fix)}")
@@ -255,6 +282,7 @@ def main() -> None:
     except typer.Abort:
         code = EXIT_INTERRUPTED
     except ClickException as e:  # usage: a missing or bad option (exit 2)
+        _json_error(e.format_message(), "see provision --help", e.exit_code)
         e.show()
         code = e.exit_code
     except Exception as e:  # a bug, not the user's doing

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,78 @@ def test_the_documented_exit_codes():
     doc = (PROJECT_ROOT / "docs" / "failures.md").read_text()
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"):
         assert code in doc, code
+
+
+# -- the habits of an Ansible user ----------------------------------------------------------------
+
+AS_PROVISION = [sys.executable, "-c", "import sys; sys.argv[0] = 'provision'; from provisioner.cli import main; main()"]
+
+
+def test_version():
+    result = provision("--version")
+    assert result.returncode == 0 and result.stdout.startswith("provision ") and result.stdout.strip()[-1].isdigit()
+
+
+def test_shell_completion_is_offered():
+    result = provision("--show-completion", "bash", prefix=AS_PROVISION)
+    assert result.returncode == 0 and "_PROVISION_COMPLETE" in result.stdout
+    assert "--install-completion" in provision("--help").stdout
+
+
+def test_with_json_an_error_is_a_json_object_on_stdout_too(tmp_path):
+    import json
+    result = provision("deploy", "-H", "nope", "-i", good_inventory(tmp_path), "--json")
+    error = json.loads(result.stdout)
+    assert result.returncode == EXIT_USAGE == error["exit_code"]
+    assert error["error"].startswith("no host or group 'nope'") and error["fix"].startswith("choose from hosts")
+    assert result.stderr.splitlines()[0] == f"error: {error['error']}"
+
+
+def test_an_ini_inventory_patterns_extra_vars_and_list_hosts(tmp_path):
+    inv = tmp_path / "hosts"
+    inv.write_text("[web]\nweb[1:3] ansible_host=127.0.0.1\n[db]\ndb1\n[all:vars]\n"
+                   f"app_source={PROJECT_ROOT / 'examples' / 'model_api'}\n")
+    result = provision("deploy", "-H", "web:!web2", "-i", inv, "--list-hosts")
+    assert (result.returncode, result.stdout) == (0, "  hosts (2):\n    web1\n    web3\n")
+    listed = provision("status", "-H", "~(db|web3)", "-i", f"{inv}", "-i", "extra1,", "--list-hosts",
+                       "-e", "app_source=" + str(PROJECT_ROOT / "examples" / "model_api"))
+    assert listed.stdout.split() == ["hosts", "(2):", "web3", "db1"]
+    cause = one_error(provision("deploy", "-H", "web1", "-i", inv, "-e", "uwsgi_processes=none"))
+    assert "uwsgi_processes of host web1" in cause and "(set in extra vars, -e)" in cause
+
+
+def test_a_wrong_vault_password_is_one_line_naming_the_file(tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope\n")
+    vault = Path(__file__).parent / "fixtures" / "vault"
+    cause = one_error(provision("deploy", "-H", "all", "-i", vault / "whole" / "hosts.yml",
+                                "--vault-password-file", wrong, cwd=vault))
+    assert cause.startswith("whole/hosts.yml: wrong vault password")
+    listed = provision("deploy", "-H", "all", "-i", "whole/hosts.yml", "--list-hosts",
+                       "--vault-id", f"prod@{vault / 'prod.password'}", cwd=vault)
+    assert listed.stdout.split() == ["hosts", "(1):", "secret1"]
+
+
+def test_progress_is_a_plain_line_per_event_when_not_on_a_terminal(tmp_path):
+    result = provision("deploy", "-H", "web", "-i", good_inventory(tmp_path))
+    assert {"web1: connecting", "web2: connecting"} <= set(result.stderr.splitlines())
+
+
+def test_run_keeps_the_quoting_of_its_arguments(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from provisioner import cli
+    sent = []
+
+    class Session:                       # a host that records the command line it is sent
+        def run(self, command):
+            sent.append(command)
+            return types.SimpleNamespace(rc=0, out="", ok=True)
+
+    monkeypatch.setattr(cli, "_on_each", lambda hosts, forks, work: [work(h, Session()) for h in hosts])
+    inv = good_inventory(tmp_path)
+    for args, command in ((["sh", "-c", "a; b"], "sh -c 'a; b'"), (["echo", "it's"], "echo 'it'\"'\"'s'"),
+                          (["uptime; df -h"], "uptime; df -h")):                    # one argument: a shell line
+        result = CliRunner().invoke(cli.app, ["run", "-H", "web1", "-i", str(inv), "--", *args])
+        assert result.exit_code == 0, result.output
+        assert sent.pop() == command

@@ -1,0 +1,70 @@
+"""The Ansible-style options every command that works on hosts takes (-e, -u, --private-key, vault,
+--list-hosts), added to a command by one decorator so the commands' own signatures stay about their work."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import inspect
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from provisioner.config.vault import vault_from_options
+from provisioner.inventory import Host, default_inventory_path, load_inventory
+from provisioner.variables import Secret
+
+_OPTIONS = {
+    "extra_vars": (Annotated[Optional[list[str]], typer.Option(
+        "--extra-vars", "-e", help="Vars that beat the inventory: name=value, JSON, or @FILE (repeatable).")], None),
+    "user": (Annotated[Optional[str], typer.Option(
+        "--user", "-u", help="SSH user for hosts whose inventory sets no ansible_user.")], None),
+    "private_key": (Annotated[Optional[Path], typer.Option(
+        "--private-key", help="SSH key for hosts whose inventory sets no ansible_ssh_private_key_file.")], None),
+    "vault_password_file": (Annotated[Optional[list[Path]], typer.Option(
+        "--vault-password-file", help="File with the ansible-vault password (an executable one is run).")], None),
+    "vault_id": (Annotated[Optional[list[str]], typer.Option(
+        "--vault-id", help="ID@FILE or ID@prompt: the password of one vault id (repeatable).")], None),
+    "ask_vault_pass": (Annotated[bool, typer.Option("--ask-vault-pass", help="Ask for the vault password.")], False),
+    "list_hosts": (Annotated[bool, typer.Option(
+        "--list-hosts", help="Print the hosts the pattern selects, and do nothing else.")], False),
+}
+_given: dict = {}
+
+
+def inventory_options(command: Callable) -> Callable:
+    """`command` with the options above; `selected_hosts` reads them."""
+    @functools.wraps(command)
+    def with_options(*args, **kwargs):
+        _given.update((name, kwargs.pop(name)) for name in _OPTIONS)
+        return command(*args, **kwargs)
+    signature = inspect.signature(command, eval_str=True)
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+             for name, (kind, default) in _OPTIONS.items()]
+    with_options.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *added])
+    with_options.__annotations__ = {**command.__annotations__, **{name: kind for name, (kind, _) in _OPTIONS.items()}}
+    return with_options
+
+
+def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass: bool,
+                   warn: Callable[[str], None], show: Callable[[str], None]) -> list[Host]:
+    """The hosts `pattern` selects from the inventories, with -e/-u/--private-key/vault applied; with
+    --list-hosts, `show` them as Ansible does and stop."""
+    vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
+                               _given.get("ask_vault_pass", False))
+    inv = load_inventory(inventory or [default_inventory_path()], extra=_given.get("extra_vars") or [], vault=vault,
+                         user=_given.get("user"), private_key=_given.get("private_key"))
+    for warning in inv.warnings:
+        warn(warning)
+    hosts = inv.select(pattern)
+    if _given.get("list_hosts"):
+        show(f"  hosts ({len(hosts)}):")
+        for host in hosts:
+            show(f"    {host.name}")
+        raise typer.Exit(0)
+    if ask_become_pass:
+        password = Secret(getpass.getpass("sudo password: "))
+        hosts = [replace(h, become_password=password) for h in hosts]
+    return hosts
