@@ -60,14 +60,15 @@ class Host:
 
 @dataclass
 class Inventory:
-    path: Path                                 # the source, for messages (the first one when several)
+    path: Path                                 # the first source
     hosts: dict[str, Host]                     # in the order the sources give them
     groups: dict[str, list[str]]               # group -> its hosts (with its children's), `all` included
     warnings: list[str] = field(default_factory=list)
+    sources: str = ""                          # every source, for messages
 
     def select(self, pattern: str) -> list[Host]:
         """Hosts named by an Ansible host pattern (provisioner/config/patterns.py), in inventory order."""
-        return [self.hosts[name] for name in select(pattern, list(self.hosts), self.groups, str(self.path))]
+        return [self.hosts[name] for name in select(pattern, list(self.hosts), self.groups, self.sources)]
 
 
 def default_inventory_path() -> Path:
@@ -114,8 +115,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
     for host in hosts.values():
         for warning in host.vars.warnings:
             model.warn(warning)
-    return Inventory(Path(sources[0]) if len(sources) == 1 else Path(", ".join(map(str, sources))),
-                     hosts, groups, model.warnings)
+    return Inventory(Path(sources[0]), hosts, groups, model.warnings, ", ".join(map(str, sources)))
 
 
 def _inventory_files(folder: Path) -> list[Path]:
@@ -142,23 +142,26 @@ def _read_file(model: Model, path: Path, vault: Vault) -> None:
     fix = f"point -i or PROVISION_INVENTORY at your inventory, or copy {DEFAULT_INVENTORY} from the project"
     text, encrypted = read_text(path, "inventory", vault, fix)
     name, base = shown(path), path.parent.resolve()
-    if path.suffix != ".ini":
-        data = warnings = None
-        if path.suffix in YAML_SUFFIXES:
-            data, warnings = parse_yaml(text, name, vault)
-        else:
-            try:
-                data, warnings = parse_yaml(text, name, vault)
-            except UserError:
-                pass
-            if not (isinstance(data, dict) and all(isinstance(v, dict) or v is None for v in data.values())):
-                data = None
-        if path.suffix in YAML_SUFFIXES or data is not None:
-            for warning in warnings:
-                model.warn(warning)
-            YamlInventory(model, name, base).read(as_secrets(data) if encrypted else data)
-            return
-    IniInventory(model, name, base, secret=encrypted).read(text)
+    if path.suffix in YAML_SUFFIXES:
+        parsed = parse_yaml(text, name, vault)
+    elif path.suffix == ".ini" or not (parsed := _yaml_groups(text, name, vault)):
+        IniInventory(model, name, base, secret=encrypted).read(text)
+        return
+    data, warnings = parsed
+    for warning in warnings:
+        model.warn(warning)
+    YamlInventory(model, name, base).read(as_secrets(data) if encrypted else data)
+
+
+def _yaml_groups(text: str, name: str, vault: Vault) -> tuple | None:
+    """The YAML data and warnings of `text` if it is a mapping of groups, else None (then it is INI)."""
+    try:
+        data, warnings = parse_yaml(text, name, vault)
+    except UserError:
+        return None
+    if isinstance(data, dict) and all(isinstance(body, dict) or body is None for body in data.values()):
+        return data, warnings
+    return None
 
 
 def _host(name: str, groups: list[str], model: Model, dirs: VarsDirs, lowest: RawVars, highest: RawVars) -> Host:

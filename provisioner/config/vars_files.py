@@ -74,15 +74,12 @@ class VarsDirs:
         """A group_vars/ or host_vars/ entry that names no group or host is never read: say so (a typo there
         would otherwise deploy without those settings)."""
         for folder in self.folders:
-            for kind, names in (("group_vars", groups), ("host_vars", hosts)):
-                if not (folder / kind).is_dir():
-                    continue
-                for entry in sorted((folder / kind).iterdir()):
-                    stem = entry.name if entry.is_dir() else entry.name.rsplit(".", 1)[0] \
-                        if entry.suffix in VARS_EXTENSIONS else entry.name
-                    if not entry.name.startswith(".") and stem not in names and not entry.name.endswith("~"):
-                        self.model.warn(f"{shown(entry)} is not read: the inventory has no "
-                                        f"{'group' if kind == 'group_vars' else 'host'} {stem!r}")
+            for kind, names, what in (("group_vars", groups, "group"), ("host_vars", hosts, "host")):
+                entries = sorted((folder / kind).iterdir()) if (folder / kind).is_dir() else []
+                for entry in entries:
+                    name = entry.stem if entry.is_file() and entry.suffix in VARS_EXTENSIONS else entry.name
+                    if name not in names and not entry.name.startswith(".") and not entry.name.endswith("~"):
+                        self.model.warn(f"{shown(entry)} is not read: the inventory has no {what} {name!r}")
 
 
 def extra_vars(items: list[str], model: Model, vault: Vault) -> RawVars:

@@ -90,8 +90,9 @@ def test_a_file_without_extension_is_yaml_when_it_reads_as_groups_and_ini_otherw
 
 
 def test_a_directory_is_every_inventory_in_it_in_any_format_skipping_what_ansible_skips(project):
-    inv = load_inventory(project / "inventory")   # hosts (INI), extra.yml; README.md, site.retry skipped
-    assert list(inv.hosts)[0] == "web04.example.com" and len(inv.hosts) == 7   # extra.yml sorts first
+    inv = load_inventory(project / "inventory")   # extra.yml, hosts (INI), more/site2 (INI, a subdirectory);
+    hosts = list(inv.hosts)                       # README.md, site.retry, group_vars/, more/vars_plugins/ skipped
+    assert (hosts[0], hosts[-1], len(hosts)) == ("web04.example.com", "web05.example.com", 8)   # in name order
     assert inv.groups["web"][0] == "web04.example.com"
     assert inv.hosts["web04.example.com"].vars.server_name == "www.example.com"   # [web:vars] of the other file
 
@@ -119,7 +120,7 @@ def test_group_vars_and_host_vars_beside_the_inventory_and_beside_the_current_di
     assert web01.uwsgi_processes == 3              # inventory/group_vars/all.yml
     assert db1.uwsgi_processes == 6                # ./group_vars/db.json beats group_vars/all
     assert web01.keep_releases == 4                # ./group_vars/web/ (a directory) main.yml
-    assert web01.http_port == 8080                 # ... and its file without extension; backup~ is skipped
+    assert web01.http_port == 8080                 # ... its file without extension; backup~, .hidden.yml skipped
     assert web01.server_name == "web01.example.com"   # ./host_vars/web01.example.com.yaml
     assert inv.hosts["web02.example.com"].vars.server_name == "www.example.com"
 
@@ -127,6 +128,23 @@ def test_group_vars_and_host_vars_beside_the_inventory_and_beside_the_current_di
 def test_a_vars_entry_that_names_no_group_or_host_is_a_warning(project):
     inv = load_inventory(project / "inventory")
     assert "group_vars/webservers.yml is not read: the inventory has no group 'webservers'" in inv.warnings
+
+
+def test_group_vars_of_several_groups_apply_in_group_order(here):
+    here("hosts.yml", """
+        all:
+          vars: {app_source: app}
+          children:
+            zeta: {hosts: {h: }}
+            alpha:
+              hosts: {h: }
+              children: {deep: {hosts: {h: }}}
+        """)
+    here("group_vars/deep.yml", "uwsgi_threads: 3\n")        # depth 2: beats both depth-1 groups
+    here("group_vars/zeta.yml", "uwsgi_threads: 1\nkeep_releases: 7\n")
+    here("group_vars/alpha.yml", "uwsgi_threads: 2\nkeep_releases: 8\n")    # same depth: zeta sorts later, wins
+    v = load_inventory(Path("hosts.yml")).hosts["h"].vars
+    assert (v.uwsgi_threads, v.keep_releases) == (3, 7)
 
 
 def test_relative_paths_in_group_vars_are_relative_to_their_directory(here):

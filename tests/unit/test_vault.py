@@ -53,6 +53,15 @@ def test_an_inventory_encrypted_whole_with_a_vault_id():
     assert inv.hosts["secret1"].address == "192.0.2.44"
 
 
+def test_an_ini_inventory_and_extra_vars_encrypted_whole():
+    db9 = load_inventory(VAULT / "ini" / "hosts", vault=both()).hosts["db9"]
+    assert (db9.address, db9.vars.server_name) == ("192.0.2.99", "db9.internal")
+    assert "db9.internal" in db9.secrets()
+    extra = load_inventory(VAULT / "ini" / "hosts", vault=both(), extra=[f"@{VAULT / 'group_vars' / 'web' / 'vault.yml'}"])
+    assert extra.hosts["db9"].vars.server_name == "vaulted.example.com"
+    assert "vaulted.example.com" in extra.hosts["db9"].secrets()
+
+
 def test_a_wrong_password_is_one_line_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.chdir(VAULT)                       # files are named as the user would write them: from here
     wrong = tmp_path / "wrong.password"
