@@ -27,7 +27,7 @@ import paramiko
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from provisioner.labs import container as lab  # noqa: E402
-from provisioner.deploy import declare  # noqa: E402
+from roles import STACK  # noqa: E402
 from provisioner.inventory import load_inventory  # noqa: E402
 
 INSTANCE = "bench"
@@ -45,7 +45,7 @@ def cli(*args: str) -> tuple[float, dict]:
 def per_fact_baseline(inventory: Path, host_name: str) -> tuple[float, int]:
     """One exec channel per resource probe, as per-operation tools do; no deploy logic at all."""
     host = load_inventory(inventory).select(host_name)[0]
-    resources, _ = declare(host)
+    resources, _ = STACK.declare(host.vars)
     started = time.perf_counter()
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())

@@ -23,18 +23,18 @@ except ImportError:
 from rich.console import Console
 from rich.markup import escape
 
+from roles import STACK
 from roles.layout import Layout
 
-from . import report
-from .deploy import deploy as run_deploy
+from .engine import report
+from .engine.deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .config.cli_options import inventory_options, selected_hosts
 from .inventory import Host
 from .labs.container.cli import app as lab_app
 from .labs.vm.cli import app as vm_app
-from .ssh import Session, close_all, interrupt_all
+from .remote.session import Session, close_all, interrupt_all
 from .variables import redact
-from .verify import site_check
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
@@ -102,7 +102,7 @@ def deploy(
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
     hosts = _hosts(host, inventory, ask_become_pass)
     with _progress() as progress:
-        reports = run_deploy(hosts, forks=forks, check=check, diff=diff, progress=progress)
+        reports = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress)
     if json_out:
         print(report.as_json(reports, _secrets(hosts)))
     else:
@@ -110,23 +110,14 @@ def deploy(
     raise typer.Exit(report.exit_code(reports, check))
 
 
-class Source(str, Enum):
-    nginx = "nginx"
-    uwsgi = "uwsgi"
-    app = "app"
+Source = Enum("Source", {name: name for name in STACK.log_services}, type=str)
 
 
 def _log_command(host: Host, sources: list[Source], lines: int, follow: bool) -> str:
-    at = Layout.of(host.vars)
-    tail = "tail -F" if follow else "tail"
-    journal = f"journalctl -u {at.unit} -n {lines} -o short-iso --no-pager" + (" -f" if follow else "")
-    parts = []
-    if Source.nginx in sources:
-        parts += [f"{tail} -q -n {lines} {at.access_log} 2>/dev/null | sed -u 's/^/nginx.access | /'",
-                  f"{tail} -q -n {lines} {at.error_log} 2>/dev/null | sed -u 's/^/nginx.error | /'"]
-    if Source.uwsgi in sources or Source.app in sources:
-        parts.append(f"{journal} | sed -u 's/^/{at.unit} | /'")
-    return " & ".join(parts) + " & wait"
+    """Every chosen log of the host (each once), read or followed at the same time."""
+    logs = STACK.logs(host.vars)
+    chosen = dict.fromkeys(log for source in sources for log in logs[source.value])
+    return " & ".join(log.reader(lines, follow) for log in chosen) + " & wait"
 
 
 @app.command()
@@ -212,7 +203,7 @@ def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_becom
 
     def look(h: Host, session: Session):
         at = Layout.of(h.vars)
-        script = STATUS_SCRIPT.format(unit=at.unit, current=at.current, check=site_check(h.vars, tries=1))
+        script = STATUS_SCRIPT.format(unit=at.unit, current=at.current, check=STACK.health(h.vars, tries=1))
         return session.run(script).out
 
     code = 0

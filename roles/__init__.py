@@ -1,5 +1,39 @@
-"""The server, described: the roles a deploy applies, in this order."""
+"""The default stack: a WSGI app behind nginx + uWSGI on Debian. The CLI gives it to the engine.
+
+Its roles apply in order (base, app, uwsgi, nginx); each yields resources and its handlers. Where
+things live on a host is layout.py; what the files say is templates/.
+"""
+
+from provisioner import TEMPLATES_DIR
+from provisioner.engine.stack import Log, Stack
+from provisioner.engine.verify import http_check, site_failure
 
 from . import app, base, nginx, uwsgi
+from .layout import Layout
 
-ROLES = (base, app, uwsgi, nginx)
+
+class NginxUwsgi(Stack):
+    roles = (base, app, uwsgi, nginx)
+    templates = TEMPLATES_DIR
+    log_services = ("nginx", "uwsgi", "app")
+
+    def health(self, v, tries: int = 20) -> str:
+        """The health path through nginx, as a client naming the site would ask."""
+        server = v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
+        return http_check(v.http_port, server, v.health_path, tries)
+
+    def health_label(self, v) -> str:
+        return f"{v.health_path} through nginx on port {v.http_port}"
+
+    def explain(self, v) -> str:
+        at = Layout.of(v)
+        return site_failure(at.error_log, at.unit)
+
+    def logs(self, v) -> dict[str, tuple[Log, ...]]:
+        at = Layout.of(v)
+        journal = (Log(at.unit, unit=at.unit),)
+        return {"nginx": (Log("nginx.access", file=at.access_log), Log("nginx.error", file=at.error_log)),
+                "uwsgi": journal, "app": journal}
+
+
+STACK = NginxUwsgi()

@@ -18,5 +18,6 @@ def handlers(v):
 
 
 def context(v) -> dict:
-    """What every template of the app sees."""
-    return {"v": v, "release_dir": Layout.of(v).current}
+    """What every template of the app sees: the settings, and every path from the Layout."""
+    at = Layout.of(v)
+    return {"v": v, "paths": at, "release_dir": at.current}

@@ -1,4 +1,5 @@
-"""Where things live on a host, in one place: roles, `provision logs` and `provision status` agree."""
+"""Where things live on a host, in one place: roles, templates (as `paths`), `provision logs` and
+`provision status` agree."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ class Layout:
         return f"{self.app_root}/current"
 
     @property
+    def app_code(self) -> str:
+        """The current release's app: uWSGI's chdir, nginx's static files."""
+        return f"{self.current}/app"
+
+    @property
     def uwsgi_dir(self) -> str:
         return "/etc/uwsgi/apps-provision"
 
@@ -33,6 +39,10 @@ class Layout:
     @property
     def unit(self) -> str:
         return f"uwsgi-{self.app_name}"
+
+    @property
+    def unit_file(self) -> str:
+        return f"/etc/systemd/system/{self.unit}.service"
 
     @property
     def site_available(self) -> str:

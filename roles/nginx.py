@@ -4,7 +4,7 @@ Every change is checked with `nginx -t` before a reload; a config that fails is 
 never goes live. A running nginx is reloaded, never restarted.
 """
 
-from provisioner.handlers import Handler
+from provisioner.engine.handlers import Handler
 from provisioner.resources import Absent, Link, Packages, Service, Template
 
 from .app import context

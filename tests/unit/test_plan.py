@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import facts
-from provisioner.apply import apply_script, parse_results, restore_script
-from provisioner.handlers import CHECK_FAILED, ROLLED_BACK, Handler, handler_script
-from provisioner.plan import make_plan
-from provisioner.resources import RUN_DIR, Absent, Command, Directory, File, Link, Packages, Service, SystemFacts
+from provisioner.engine import facts
+from provisioner.engine.apply import apply_script, parse_results, rollback
+from provisioner.engine.handlers import Handler, handler_script
+from provisioner.engine.plan import make_plan
+from provisioner.engine.status import StepStatus
+from provisioner.remote.protocol import Exit
+from provisioner.resources import RUN_DIR, Absent, Directory, File, Link, Packages, Service, SystemFacts
 
 pytestmark = pytest.mark.unit
 
@@ -37,8 +39,7 @@ def test_packages_missing_on_fresh_host_updates_lists_first():
     d = decide(Packages(("nginx", "uwsgi")), "")
     assert d.changed
     assert "not installed: nginx, uwsgi" in d.reason and "apt lists are missing" in d.reason
-    assert "apt-get -o DPkg::Lock::Timeout=300 -q --error-on=any update" in d.script
-    assert d.script.rstrip().endswith("install --no-install-recommends nginx uwsgi")
+    assert "PACKAGES='nginx uwsgi'\nUPDATE=1\nLOCK_TIMEOUT=300\n" in d.script
 
 
 def test_packages_installed_is_ok_and_says_versions():
@@ -52,7 +53,7 @@ def test_packages_fresh_lists_skip_update_and_removed_package_counts_as_missing(
     d = decide(Packages(("nginx", "uwsgi"), cache_valid_time=3600), "nginx 1.22 installed\nuwsgi 2.0 config-files\n",
                recent)
     assert d.changed and d.reason == "not installed: uwsgi"
-    assert "update" not in d.script
+    assert "PACKAGES=uwsgi\nUPDATE=0\n" in d.script
 
 
 def test_file_same_content_is_ok_with_reason():
@@ -93,15 +94,25 @@ def test_link_and_absent_decisions():
 
 
 def test_service_states():
-    assert decide(Service("nginx"), "ActiveState=active\nUnitFileState=enabled").reason == "enabled and running"
-    d = decide(Service("nginx"), "ActiveState=inactive\nUnitFileState=disabled")
+    assert decide(Service("nginx"), "enabled=enabled\nactive=active").reason == "enabled and running"
+    d = decide(Service("nginx"), "enabled=disabled\nactive=inactive")
     assert d.reason == "not enabled (disabled), not running (inactive)"
+    assert decide(Service("nginx"), "enabled=\nactive=").reason == "not enabled (not-found), not running (unknown)"
+
+
+def test_a_service_kept_off_counts_a_generated_sysv_unit_as_starting_at_boot():
+    off = Service("uwsgi", running=False, enabled=False)
+    d = decide(off, "enabled=generated\nactive=active")
+    assert d.reason == "starts at boot (generated), running (active)"
+    assert d.script == "systemctl disable -q uwsgi\nsystemctl stop uwsgi"
+    assert decide(off, "enabled=disabled\nactive=inactive").reason == "disabled and stopped"
+    assert not decide(off, "enabled=\nactive=inactive").changed, "a service that is not there is off"
 
 
 def test_probe_output_is_split_per_resource():
     resources = [Packages(("nginx",)), Service("nginx")]
-    out = ("@@provision-fact system\ndebian 12 bookworm x86_64 5000\n4000\n"
-           "@@provision-fact 0\nnginx 1.22 installed\n@@provision-fact 1\nUnitFileState=enabled\nActiveState=active\n")
+    out = ("@@provision system\ndebian 12 bookworm x86_64 5000\n4000\n"
+           "@@provision fact 0\nnginx 1.22 installed\n@@provision fact 1\nenabled=enabled\nactive=active\n")
     system, found = facts.parse(out, resources)
     assert (system.os_id, system.os_version, system.machine, system.apt_lists_age) == ("debian", "12", "x86_64", 1000)
     plan = make_plan(resources, system, found)
@@ -117,17 +128,19 @@ def test_notified_handlers_come_from_changes_only():
 # -- the generated shell, run for real -------------------------------------------------------------
 
 def sh(script: str, run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", "-c", script.replace(RUN_DIR, str(run_dir))], capture_output=True, text=True)
+    """Run a remote script here, stderr merged as the session merges it."""
+    return subprocess.run(["sh", "-c", script.replace(RUN_DIR, str(run_dir))], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
 
 
 def apply(resources, run_dir):
     """Probe, plan and apply like a deploy does, with the local shell as the host."""
-    probes = [sh(r.probe(), run_dir).stdout for r in resources]
-    decisions = [decide(r, out) for r, out in zip(resources, probes)]
+    probe = sh(facts.probe_script(resources), run_dir)
+    decisions = make_plan(resources, *facts.parse(probe.stdout, resources)).decisions
     changes = [d for d in decisions if d.changed]
     done = sh(apply_script(changes, {}, str(run_dir / "uploads")), run_dir)
     steps = parse_results(done.stdout, changes)
-    assert [s.status for s in steps] == ["changed"] * len(changes), done.stdout + done.stderr
+    assert [s.status for s in steps] == [StepStatus.CHANGED] * len(changes), done.stdout + done.stderr
     return decisions, steps
 
 
@@ -157,11 +170,11 @@ def test_failed_check_rolls_back_every_notifying_change(tmp_path):
     _, steps = apply([File(str(site), "bad\n", owner=USER, group=GROUP, notify=("reload",)),
                       Absent(str(default), notify=("reload",))], run_dir)
     assert site.read_text() == "bad\n" and not default.exists()
-    rollback = "\n".join(restore_script(i, s.decision) for i, s in enumerate(steps))
+    undo = "\n".join(rollback(i, s.decision) for i, s in enumerate(steps))
     reloaded = tmp_path / "reloaded"
     handler = Handler("reload", check=f"grep -q good {site}", run=f"touch {reloaded}")
-    result = sh(handler_script(handler, rollback), run_dir)
-    assert result.returncode == CHECK_FAILED
+    result = sh(handler_script(handler, undo), run_dir)
+    assert result.returncode == Exit.CHECK_FAILED
     assert site.read_text() == "good\n", "the previous file is back"
     assert default.read_text() == "default site\n"
     assert not reloaded.exists(), "a failed check never runs the action"
@@ -175,8 +188,8 @@ def test_failed_verify_restores_and_reruns(tmp_path):
     assert os.readlink(current) == "releases/two"
     handler = Handler("restart", run="true", verify=f"[ \"$(readlink {current})\" = releases/one ]",
                       explain="echo 'app failed to import'")
-    result = sh(handler_script(handler, restore_script(0, steps[0].decision)), run_dir)
-    assert result.returncode == ROLLED_BACK
+    result = sh(handler_script(handler, rollback(0, steps[0].decision)), run_dir)
+    assert result.returncode == Exit.ROLLED_BACK
     assert os.readlink(current) == "releases/one"
     assert "app failed to import" in result.stdout
 
@@ -188,13 +201,5 @@ def test_a_failing_change_stops_the_rest(tmp_path):
     changes.append(decide(Link(str(tmp_path / "c"), "y"), "absent"))
     done = sh(apply_script(changes, {}, str(run_dir / "up")), run_dir)
     assert [s.status for s in parse_results(done.stdout, changes)] == ["changed", "failed", "skipped"]
+    assert "no-such-user" in parse_results(done.stdout, changes)[1].output
     assert not (tmp_path / "c").exists()
-
-
-def test_guarded_command_runs_only_while_its_guard_fails(tmp_path):
-    marker = tmp_path / "done"
-    command = Command(f"touch {marker}", unless=f"test -e {marker}", why="the marker exists")
-    decisions, _ = apply([command], tmp_path / "run")
-    assert decisions[0].changed and marker.exists()
-    again, _ = apply([command], tmp_path / "run")
-    assert not again[0].changed and again[0].reason == "already so (its guard succeeds)"

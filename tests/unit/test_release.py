@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import release as rel
 from provisioner.errors import UserError
-from provisioner.release import build_release, python_for
+from provisioner.resources import release_build as rel
+from provisioner.resources.release_build import build_release, python_for
 
 pytestmark = pytest.mark.unit
 

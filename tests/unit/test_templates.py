@@ -26,6 +26,7 @@ import pytest
 from provisioner import PROJECT_ROOT, TEMPLATES_DIR
 from provisioner.errors import UserError
 from provisioner.templating import render
+from roles.app import context
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +81,8 @@ def settings(**over) -> SimpleNamespace:
 
 
 def ctx(v) -> dict:
-    return {"v": v, "release_dir": f"{v.app_root}/current"}
+    """What the stack's roles give every template (roles/app.py)."""
+    return context(v)
 
 
 def lines(text: str) -> list[str]:
@@ -528,7 +530,7 @@ def test_example_release_served_by_uwsgi_behind_nginx(tmp_path):
     """Build a release, install it the way the engine does (venv from /usr/bin/python3, offline pip
     from the wheelhouse), render ini + site, start uWSGI and nginx on 127.0.0.1, and check the
     facts: app answers through the socket, static files, headers, no scheme spoofing, Host port."""
-    from provisioner.release import build_release
+    from provisioner.resources.release_build import build_release
 
     pyver = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                            capture_output=True, text=True, check=True).stdout.strip()

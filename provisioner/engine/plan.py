@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .resources import Decision, Resource, SystemFacts
+from ..resources import Decision, Resource, SystemFacts
 
 
 @dataclass
@@ -12,7 +12,6 @@ class Plan:
     decisions: list[Decision]
     left_pending: tuple[str, ...] = ()  # markers of handlers an interrupted earlier run did not run
     health: tuple[bool, str] | None = None  # the site's answer while the facts were read
-
 
     @property
     def changes(self) -> list[Decision]:

@@ -8,21 +8,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from ..errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
+from ..variables import redact
 from .deploy import HostReport
-from .errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
-from .variables import redact
+from .status import HostStatus, StepStatus
 
-STYLE = {"ok": "green", "changed": "yellow", "pending": "yellow", "failed": "bold red",
-         "unreachable": "bold magenta"}
+STYLE = {HostStatus.OK: "green", HostStatus.CHANGED: "yellow", HostStatus.PENDING: "yellow",
+         HostStatus.FAILED: "bold red", HostStatus.UNREACHABLE: "bold magenta"}
 
 
 def exit_code(reports: list[HostReport], check: bool) -> int:
     statuses = {r.status for r in reports}
-    if "failed" in statuses:
+    if HostStatus.FAILED in statuses:
         return EXIT_FAILED
-    if "unreachable" in statuses:
+    if HostStatus.UNREACHABLE in statuses:
         return EXIT_UNREACHABLE
-    if check and "pending" in statuses:
+    if check and HostStatus.PENDING in statuses:
         return EXIT_CHANGES_PENDING
     return EXIT_OK
 
@@ -41,8 +42,8 @@ def show(console: Console, reports: list[HostReport], secrets: dict[str, list[st
                     if verbose:
                         console.print(f"  [green]ok[/]       {escape(d.resource.label())}  [dim]{escape(d.reason)}[/]")
                     continue
-                status = "would change" if check else (step.status if step else "skipped")
-                style = {"changed": "yellow", "would change": "yellow", "failed": "red"}.get(status, "dim")
+                status = "would change" if check else (step.status if step else StepStatus.SKIPPED)
+                style = {StepStatus.CHANGED: "yellow", "would change": "yellow", StepStatus.FAILED: "red"}.get(status, "dim")
                 console.print(f"  [{style}]{status:<8}[/] {escape(d.resource.label())}  "
                               f"[dim]{escape(redact(d.reason, hide))}[/]")
                 if d.diff:
@@ -56,7 +57,7 @@ def show(console: Console, reports: list[HostReport], secrets: dict[str, list[st
         for h in r.handlers:
             style = "red" if h.failed else "blue"
             console.print(f"  [{style}]handler[/]  {escape(h.handler.name)}: {escape(redact(h.message, hide))}")
-        if r.verified and r.status != "failed":
+        if r.verified and r.status != HostStatus.FAILED:
             console.print(f"  [green]verified[/] {escape(redact(r.verified, hide))}")
         if r.error:
             console.print(f"  [red]error:[/] {escape(redact(r.error, hide))}")
@@ -80,11 +81,11 @@ def as_json(reports: list[HostReport], secrets: dict[str, list[str]]) -> str:
         resources = []
         for d in (r.plan.decisions if r.plan else []):
             step = steps.get(id(d))
-            status = "ok" if not d.changed else (step.status if step else ("pending" if r.status == "pending"
-                                                                            else "skipped"))
+            status = StepStatus.OK if not d.changed else (step.status if step else (
+                StepStatus.PENDING if r.status == HostStatus.PENDING else StepStatus.SKIPPED))
             resources.append({"resource": d.resource.label(), "status": status, "reason": redact(d.reason, hide),
                               "diff": redact(d.diff, hide) if d.diff else None,
-                              "output": redact(step.output, hide) if step and step.status == "failed" else None})
+                              "output": redact(step.output, hide) if step and step.status == StepStatus.FAILED else None})
         out.append({
             "host": r.host, "status": r.status, "changed": r.changed_count, "seconds": round(r.seconds, 3),
             "resources": resources,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets as _random
 import shlex
 import socket
 import threading
@@ -22,10 +21,13 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from .errors import EXIT_FAILED, EXIT_UNREACHABLE, UserError
+from ..errors import EXIT_FAILED, EXIT_UNREACHABLE, UserError
+from . import scripts
+from .protocol import end_marker
+from .quoting import cmd, function
 
 if TYPE_CHECKING:
-    from .inventory import Host
+    from ..inventory import Host
 
 SUDO_PROMPT = "[provision-sudo-password]"
 CONNECT_TIMEOUT = 10
@@ -159,7 +161,7 @@ class Session:
         if host.become_password is None:
             chan.exec_command("exec sudo -n -- sh")
         else:
-            chan.exec_command(f"exec sudo -S -p '{SUDO_PROMPT}' -- sh")
+            chan.exec_command(cmd("exec", "sudo", "-S", "-p", SUDO_PROMPT, "--", "sh"))
             chan.sendall((str(host.become_password) + "\n").encode())
         # Whether sudo let us in shows with the first script (sudo ends the channel if not):
         # no extra round trip for a check.
@@ -213,17 +215,9 @@ class Session:
     def _exchange(self, script: str, in_main_shell: str, timeout: float | None) -> Result:
         if self._chan is None:
             raise EOFError("the connection was closed")
-        token = "@@provision-end-" + _random.token_hex(8)
-        # The output goes to a root-only file and is sent when the script has ended: if the controller
-        # goes away mid-script (Ctrl-C, kill -9, a dropped link), the script still runs to its end on
-        # the host instead of dying of SIGPIPE half-way (e.g. inside dpkg); nothing after it is sent.
-        wrapped = (
-            f"{in_main_shell}\n"
-            f"provision_out=$(mktemp) || provision_out=/dev/stdout\n"
-            f"(\n{script}\n) </dev/null >\"$provision_out\" 2>&1\n"
-            f"provision_rc=$?; [ \"$provision_out\" = /dev/stdout ] || {{ cat \"$provision_out\"; rm -f \"$provision_out\"; }}\n"
-            f"printf '\\n{token} %s\\n' \"$provision_rc\"\n"
-        )
+        token = end_marker()
+        wrapped = "\n".join([in_main_shell, scripts.text("session.sh"), function("provision_script", script),
+                             cmd("provision_run", token), ""])
         self.metrics["scripts"] = self.metrics.get("scripts", 0) + 1
         self._chan.sendall(wrapped.encode())
         out = self._read_until(token.encode(), timeout)

@@ -325,10 +325,58 @@ def _prune(release_dir: Path, keep: Path) -> None:
             old.with_name(old.name[: -len(".tar.gz")] + ".json").unlink(missing_ok=True)
 
 
-def build_release(app_dir: Path, requirements: str, python_version: str, machine: str,
-                  cache_dir: Path | None = None) -> Release:
-    """Package app_dir (+ wheels for `requirements`, a path relative to app_dir) for CPython
-    python_version on machine ("x86_64" or "aarch64"). Cached: identical input costs milliseconds."""
+@dataclass(frozen=True)
+class PlannedRelease:
+    """A release known by its inputs only (app files, requirements, target): its id, and how to build it.
+
+    Planning reads files and writes nothing, so `deploy --check` has no side effect; `build()`
+    makes the archive (downloading wheels) or takes it from the cache.
+    """
+
+    id: str
+    app_dir: Path
+    entries: tuple[_Entry, ...]
+    req_file: Path
+    requirements: str  # inside the release, e.g. "app/requirements.txt"
+    wheel_key: str
+    target: str  # e.g. cp311-x86_64
+    python_version: str
+    machine: str
+    cache: Path
+
+    def build(self) -> Release:
+        archive = self.cache / "releases" / f"{self.id}-{self.target}.tar.gz"
+        meta = archive.with_name(archive.name[: -len(".tar.gz")] + ".json")
+        files = sum(1 for e in self.entries if e.kind != "dir")
+        if archive.is_file() and meta.is_file():
+            try:
+                wheels = tuple(json.loads(meta.read_text())["wheels"])
+                os.utime(archive)  # recently used: kept by _prune
+                return Release(self.id, archive, files, wheels, self.requirements, self.python_version, self.machine)
+            except (ValueError, KeyError, TypeError):
+                pass  # damaged metadata: build again
+        wheel_dir = _wheelhouse(self.req_file.resolve(), self.wheel_key, self.python_version, self.machine,
+                                self.cache)
+        wheels = sorted(p.name for p in wheel_dir.iterdir() if p.name.endswith(".whl"))
+        manifest = {
+            "id": self.id,
+            "python": self.python_version,
+            "machine": self.machine,
+            "requirements": self.requirements,
+            "files": files,
+            "wheels": wheels,
+            "layout": LAYOUT_VERSION,
+        }
+        _write_archive(archive, self.app_dir, list(self.entries), wheel_dir, wheels, manifest)
+        meta.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _prune(archive.parent, archive)
+        return Release(self.id, archive, files, tuple(wheels), self.requirements, self.python_version, self.machine)
+
+
+def plan_release(app_dir: Path, requirements: str, python_version: str, machine: str,
+                 cache_dir: Path | None = None) -> PlannedRelease:
+    """The release of app_dir (+ wheels for `requirements`, a path relative to app_dir) for CPython
+    python_version on machine ("x86_64" or "aarch64"), identified by its inputs; nothing is written."""
     python_version, machine = _target(python_version, machine)
     app_dir = Path(app_dir)
     if not app_dir.is_dir():
@@ -359,33 +407,11 @@ def build_release(app_dir: Path, requirements: str, python_version: str, machine
         h.update(part.encode() + b"\0")
     for e in entries:
         h.update(f"{e.kind}\0{e.rel}\0{int(e.executable)}\0{e.link}\0{e.digest}\n".encode())
-    release_id = h.hexdigest()[:12]
+    return PlannedRelease(h.hexdigest()[:12], app_dir, tuple(entries), req_file, f"{APP_DIR}/{req_rel.as_posix()}",
+                          wheel_key, target, python_version, machine, cache)
 
-    releases = cache / "releases"
-    archive = releases / f"{release_id}-{target}.tar.gz"
-    meta = archive.with_name(archive.name[: -len(".tar.gz")] + ".json")
-    files = sum(1 for e in entries if e.kind != "dir")
-    app_req = f"{APP_DIR}/{req_rel.as_posix()}"
-    if archive.is_file() and meta.is_file():
-        try:
-            wheels = tuple(json.loads(meta.read_text())["wheels"])
-            os.utime(archive)  # recently used: kept by _prune
-            return Release(release_id, archive, files, wheels, app_req, python_version, machine)
-        except (ValueError, KeyError, TypeError):
-            pass  # damaged metadata: build again
 
-    wheel_dir = _wheelhouse(req_file.resolve(), wheel_key, python_version, machine, cache)
-    wheels = sorted(p.name for p in wheel_dir.iterdir() if p.name.endswith(".whl"))
-    manifest = {
-        "id": release_id,
-        "python": python_version,
-        "machine": machine,
-        "requirements": app_req,
-        "files": files,
-        "wheels": wheels,
-        "layout": LAYOUT_VERSION,
-    }
-    _write_archive(archive, app_dir, entries, wheel_dir, wheels, manifest)
-    meta.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    _prune(releases, archive)
-    return Release(release_id, archive, files, tuple(wheels), app_req, python_version, machine)
+def build_release(app_dir: Path, requirements: str, python_version: str, machine: str,
+                  cache_dir: Path | None = None) -> Release:
+    """Plan and build a release. Cached: identical input costs milliseconds."""
+    return plan_release(app_dir, requirements, python_version, machine, cache_dir).build()

@@ -1,0 +1,67 @@
+"""Apply: every change of a host in ONE remote script (remote/scripts/apply.sh), in declared order,
+stopping at the first failure.
+
+Before a change touches a path, the path is saved under RUN_DIR so a handler whose check fails
+(nginx -t) or whose service does not come back healthy can put the old state back (`rollback`).
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from dataclasses import dataclass
+
+from ..remote import protocol, scripts
+from ..remote.quoting import cmd
+from ..remote.session import Session
+from ..resources import PENDING_DIR, RUN_DIR, Decision, pending_marker
+from .status import StepStatus
+
+
+@dataclass
+class StepResult:
+    decision: Decision
+    status: StepStatus
+    output: str = ""
+
+
+def apply_changes(session: Session, changes: list[Decision], start: int = 0) -> list[StepResult]:
+    """Make `changes` on the host; `start` numbers them after the changes of an earlier batch of this run.
+    A change's upload (a release) is made now, never while planning."""
+    upload_dir = f"/tmp/provision-upload-{_random.token_hex(6)}"
+    uploads = {i: session.upload(d.upload(), upload_dir) for i, d in enumerate(changes, start) if d.upload}
+    result = session.run(apply_script(changes, uploads, upload_dir, start))
+    return parse_results(result.out, changes, start)
+
+
+def apply_script(changes: list[Decision], uploads: dict[int, str], upload_dir: str, start: int = 0) -> str:
+    """The one script that makes every change, each saved first and marked in the output."""
+    functions = {f"change_{i}": d.script for i, d in enumerate(changes, start)}
+    functions["changes"] = "\n".join(
+        cmd("step", i, uploads.get(i, ""), *d.backup, "--", *(pending_marker(h) for h in d.resource.notify))
+        for i, d in enumerate(changes, start))
+    return scripts.script("apply.sh", functions, RUN_DIR=RUN_DIR, PENDING_DIR=PENDING_DIR, UPLOAD_DIR=upload_dir,
+                          FRESH=int(start == 0))
+
+
+def rollback(index: int, decision: Decision) -> str:
+    """Shell (for handler.sh) that puts the paths a change touched back as they were before this run."""
+    if not decision.backup:
+        return ""
+    return "\n".join(filter(None, [cmd("restore", index, *decision.backup), decision.after_rollback.strip()]))
+
+
+def parse_results(output: str, changes: list[Decision], start: int = 0) -> list[StepResult]:
+    sections = protocol.split(output)
+    outputs = {s.args[0]: s.text for s in sections if s.kind == "step"}
+    codes = {s.args[0]: int(s.args[1]) for s in sections if s.kind == "ended" and len(s.args) == 2}
+    results = []
+    for i, decision in enumerate(changes, start):
+        key = str(i)
+        if key in codes:
+            results.append(StepResult(decision, StepStatus.CHANGED if codes[key] == 0 else StepStatus.FAILED,
+                                      outputs[key]))
+        elif key in outputs or (i == start and not outputs):  # it began and never ended, or nothing ran
+            results.append(StepResult(decision, StepStatus.FAILED, outputs[key] if key in outputs else output))
+        else:
+            results.append(StepResult(decision, StepStatus.SKIPPED, "an earlier change failed"))
+    return results

@@ -1,0 +1,95 @@
+"""What the engine is given: a stack. The roles that describe a server (each yields resources and
+handlers), the templates they render, and the commands that look at a deployed server: its health
+check, what explains a failure, its logs. The engine never imports a stack; the CLI passes one in
+(the default is roles/__init__.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+from ..errors import UserError
+from ..remote.quoting import Raw, cmd
+from ..resources import Resource, Template
+from .handlers import Handler
+
+
+class Role(Protocol):
+    """A module (or object) of a stack: what it wants on a host, and the handlers its changes notify."""
+
+    def resources(self, v: Any) -> Iterable[Resource | Template]: ...
+
+    def handlers(self, v: Any) -> list[Handler]: ...
+
+
+@dataclass(frozen=True)
+class Log:
+    """A log a host keeps, shown by `provision logs`: a file, or a systemd unit's journal."""
+
+    prefix: str  # what each of its lines is shown after
+    file: str = ""
+    unit: str = ""
+
+    def reader(self, lines: int, follow: bool) -> str:
+        """Shell: its last `lines` lines (then, with `follow`, every new one), each after the prefix."""
+        if self.file:
+            read = cmd("tail", *["-F"] * follow, "-q", "-n", lines, self.file, Raw("2>/dev/null"))
+        else:
+            read = cmd("journalctl", "-u", self.unit, "-n", lines, "-o", "short-iso", "--no-pager", *["-f"] * follow)
+        return f"{read} | {cmd('sed', '-u', f's/^/{self.prefix} | /')}"
+
+
+class Stack:
+    """A server's description; subclasses say how its site is checked, explained and logged."""
+
+    roles: tuple[Role, ...] = ()
+    templates: Path
+    log_services: tuple[str, ...] = ()  # the choices of `provision logs --service`
+
+    def health(self, v: Any, tries: int = 20) -> str:
+        """Shell: exit 0 when the deployed site answers (the deploy's last step)."""
+        raise NotImplementedError
+
+    def health_label(self, v: Any) -> str:
+        """What `health` checks, for a report: "/healthz through nginx on port 80"."""
+        raise NotImplementedError
+
+    def explain(self, v: Any) -> str:
+        """Shell: the lines that say why the site does not answer."""
+        raise NotImplementedError
+
+    def logs(self, v: Any) -> dict[str, tuple[Log, ...]]:
+        """The logs of each of `log_services` on a host."""
+        raise NotImplementedError
+
+    def status(self, v: Any) -> str:
+        """Shell: what `provision status` shows, "name: value" lines and findings (findings.py)."""
+        raise NotImplementedError
+
+    def doctor(self, v: Any) -> str:
+        """Shell: what is wrong with a deployed host, as findings (findings.py). Changes nothing."""
+        raise NotImplementedError
+
+    def declare(self, v: Any) -> tuple[list[Resource], list[Handler]]:
+        """The desired state of a host: every role's resources (templates rendered) and handlers, in
+        role order. Every `notify=` must name a declared handler."""
+        resources: list[Resource] = []
+        handlers: list[Handler] = []
+        for role in self.roles:
+            resources += [r.rendered(self.templates) if isinstance(r, Template) else r for r in role.resources(v)]
+            handlers += role.handlers(v)
+        _check_notify(resources, [h.name for h in handlers])
+        return resources, handlers
+
+
+def _check_notify(resources: list[Resource], handlers: list[str]) -> None:
+    for resource in resources:
+        for name in resource.notify:
+            if name not in handlers:
+                close = difflib.get_close_matches(name, handlers, n=1)
+                raise UserError(f"{resource.label()} notifies '{name}', which no role declares",
+                                f"did you mean '{close[0]}'?" if close
+                                else f"declare a handler '{name}' (handlers: {', '.join(handlers) or 'none'})")

@@ -1,0 +1,44 @@
+"""Verify and explain: prove from the host itself that a service answers, and say why when it does not.
+
+The checks are small python3 programs (remote/scripts/*_check.py; python3 is on the host for the
+app anyway), sent on the shell's stdin; they retry for a few seconds because a restarted uWSGI
+loads its app lazily. The explanations are shell (remote/scripts/*_failure.sh) that read logs.
+"""
+
+from __future__ import annotations
+
+from ..remote import protocol, scripts
+from ..remote.session import Session
+
+
+def http_check(port: int, host_header: str, path: str, tries: int = 20) -> str:
+    """Shell: GET http://127.0.0.1:PORT/PATH with a Host header; exit 0 on a 2xx/3xx answer."""
+    return scripts.python("http_check.py", f"http://127.0.0.1:{port}{path}", host_header, tries)
+
+
+def uwsgi_check(socket_path: str, path: str, tries: int = 30) -> str:
+    """Shell: GET PATH straight from the uWSGI socket (no nginx); exit 0 on a 200."""
+    return scripts.python("uwsgi_check.py", path, socket_path, tries)
+
+
+def restart_unit(unit: str) -> str:
+    """Shell: restart a systemd unit, noting when, for `unit_failure`."""
+    return scripts.fragment("restart_unit.sh", UNIT=unit)
+
+
+def unit_failure(unit: str) -> str:
+    """Shell: why a unit restarted by `restart_unit` did not come up (its last traceback, its journal)."""
+    return scripts.fragment("unit_failure.sh", UNIT=unit)
+
+
+def site_failure(error_log: str, unit: str) -> str:
+    """Shell: why a site does not answer (the end of its error log and of its app's journal)."""
+    return scripts.fragment("site_failure.sh", ERROR_LOG=error_log, UNIT=unit)
+
+
+def verify_site(session: Session, health: str, explain: str) -> tuple[bool, str, str]:
+    """The end of every deploy: the stack's health check passes. Returns ok, answer, log lines."""
+    result = session.run(scripts.script("verify.sh", {"health": health, "explain": explain}))
+    sections = protocol.split(result.out)
+    logs = "\n".join(s.text for s in sections if s.kind == "explain")
+    return result.rc == 0, sections[0].text.strip(), logs.strip()

@@ -1,0 +1,1 @@
+"""The remote side: the SSH session, the protocol its scripts speak, and the scripts themselves."""

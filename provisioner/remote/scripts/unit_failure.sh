@@ -1,0 +1,22 @@
+# Why a unit did not come up after restart_unit.sh: the last Python traceback in its journal since
+# the restart, then the journal's last lines. journald stores a dying service's output a moment
+# after systemd reports the failure, so this waits up to 2 s for a traceback to show.
+# The last traceback that is not a KeyboardInterrupt (uWSGI stops the other workers with SIGINT
+# when one fails to load the app) is the cause, however much was logged after it.
+# Given: UNIT, SINCE.
+journal() {
+    journalctl -u "$UNIT" --since "$SINCE" --no-pager -o cat
+}
+tries=0
+while [ "$tries" -lt 20 ] && ! journal | grep -q Traceback; do
+    sleep 0.1
+    tries=$((tries + 1))
+done
+journal | awk '
+/^Traceback \(most recent call last\):/ { tb = $0; next }
+tb != "" {
+    tb = tb "\n" $0
+    if ($0 !~ /^[ \t]/) { if ($0 !~ /^KeyboardInterrupt/) last = tb; tb = "" }
+}
+END { if (last != "") print last }'
+journal | tail -n 12

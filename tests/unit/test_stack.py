@@ -1,0 +1,114 @@
+"""Declaring a stack, and what `deploy --check` must not do."""
+
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from provisioner import PROJECT_ROOT
+from provisioner.engine import deploy as engine_deploy
+from provisioner.engine.handlers import Handler
+from provisioner.engine.stack import Stack
+from provisioner.engine.status import HostStatus
+from provisioner.errors import UserError
+from provisioner.inventory import load_inventory
+from provisioner.remote.session import Result
+from provisioner.resources import AppRelease, Link, SystemFacts
+from provisioner.resources import release_build
+from roles import STACK
+
+pytestmark = pytest.mark.unit
+
+DEBIAN = SystemFacts(os_id="debian", os_version="12", machine="x86_64")
+
+
+class _Role:
+    def __init__(self, notify: str):
+        self.notify = notify
+
+    def resources(self, v):
+        yield Link("/etc/nginx/sites-enabled/x", "/etc/nginx/sites-available/x", notify=(self.notify,))
+
+    def handlers(self, v):
+        return [Handler("reload nginx", run="true"), Handler("restart app", run="true")]
+
+
+class _Stack(Stack):
+    templates = PROJECT_ROOT / "templates"
+
+    def __init__(self, notify: str):
+        self.roles = (_Role(notify),)
+
+
+def test_a_notify_typo_fails_at_declare_time_naming_the_close_match():
+    with pytest.raises(UserError) as e:
+        _Stack("reload ngnix").declare(SimpleNamespace())
+    assert e.value.cause == "link /etc/nginx/sites-enabled/x notifies 'reload ngnix', which no role declares"
+    assert e.value.fix == "did you mean 'reload nginx'?"
+    resources, handlers = _Stack("reload nginx").declare(SimpleNamespace())
+    assert [r.label() for r in resources] == ["link /etc/nginx/sites-enabled/x"]
+
+
+def test_the_default_stack_declares_and_every_notify_has_its_handler():
+    host = load_inventory(PROJECT_ROOT / "inventories" / "production.yml").select("all")[0]
+    resources, handlers = STACK.declare(host.vars)
+    assert [h.name for h in handlers] == ["restart app", "reload nginx"]
+    assert "service uwsgi" in [r.label() for r in resources]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty controller cache; no wheel download (the tests' apps have no requirements)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(release_build, "_has_requirements", lambda path: False)
+    return tmp_path / "cache"
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_a_new_release_is_planned_from_its_inputs_and_built_only_when_applied(tmp_path, cache):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "wsgi.py").write_text("app = None\n")
+    (app / "requirements.txt").write_text("# nothing to install\n")
+    release = AppRelease(app, "requirements.txt", "/srv/x")
+    decision = release.decide({"current": "", "complete": set()}, DEBIAN)
+    assert decision.changed and decision.reason.startswith("new release ")
+    assert _files(cache) == [], "planning built something"
+    archive = decision.upload()
+    assert archive.is_file() and archive.is_relative_to(cache)
+    assert decision.reason == f"new release {archive.name.split('-')[0]}"
+
+
+class _LocalHost:
+    """A Session whose host is this machine, unprivileged: scripts run with the local sh."""
+
+    def __init__(self, host, metrics):
+        self.scripts: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def run(self, script: str, *, in_main_shell: str = "", timeout=None) -> Result:
+        self.scripts.append(script)
+        done = subprocess.run(["sh", "-c", f"{in_main_shell}\n(\n{script}\n)"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        return Result(done.returncode, done.stdout)
+
+
+def test_deploy_check_where_a_new_release_would_be_built_leaves_no_file_in_the_cache(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(engine_deploy, "Session", _LocalHost)
+    monkeypatch.setattr(engine_deploy, "LOCK_FILE", str(tmp_path / "deploy.lock"))
+    host = load_inventory(PROJECT_ROOT / "inventories" / "production.yml").select("all")[0]
+    report = engine_deploy.deploy_host(STACK, host, check=True)
+    assert report.status == HostStatus.PENDING, (report.error, report.details)
+    release = next(d for d in report.plan.decisions if isinstance(d.resource, AppRelease))
+    assert release.changed and release.reason.startswith("new release ")
+    assert not cache.exists(), _files(cache)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy.lock", "deploy.lock.owner"]
