@@ -94,7 +94,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
         if isinstance(source, str) and "," in source and not Path(source).exists():
             _read_host_list(model, source)
             continue
-        path = Path(source)
+        path = Path(source).expanduser()
         files = _inventory_files(path) if path.is_dir() else [path]
         if not files:
             raise UserError(f"inventory folder {shown(path)} has no inventory files",
@@ -103,10 +103,10 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
             _read_file(model, file, vault)
         folders.append(path if path.is_dir() else path.parent)
     vars_dirs = VarsDirs(model, folders + [Path.cwd()], vault)
-    top = model.vars_block({k: v for k, v in (("ansible_user", user), ("ansible_ssh_private_key_file", private_key))
+    command_line = model.vars_block({k: v for k, v in (("ansible_user", user), ("ansible_ssh_private_key_file", private_key))
                             if v is not None}, "the command line", "-u/--private-key", {}, Path.cwd())
     highest = extra_vars(list(extra), model, vault)
-    hosts = {name: _host(name, in_groups, model, vars_dirs, top, highest)
+    hosts = {name: _host(name, in_groups, model, vars_dirs, command_line, highest)
              for name, in_groups in model.host_groups().items()}
     groups = model.members()
     vars_dirs.warn_about_strays(set(groups), set(hosts))
