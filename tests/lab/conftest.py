@@ -2,7 +2,7 @@
 
     lab_base                  session: rootfs built/cached + apt proxy running (skips if not root)
     lab_hosts(n=1, **kw)      function: n FRESH hosts in the test-only lab instance, removed at teardown
-                              kw: instance=..., names=[...], release="bookworm"|"trixie"
+                              kw: instance=..., names=[...], release="bookworm" (default)|"trixie"
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
 
 Tests use their own lab instances, never the user's `lab`: "t" for lab_hosts and "tz" as a
@@ -86,13 +86,13 @@ def lab_scratch_instance(lab_base) -> str:
 
 @pytest.fixture
 def lab_hosts(lab_base):
-    """Factory: lab_hosts(n=1, instance=..., names=None, release=DEFAULT_RELEASE) -> list[LabHost],
-    fresh hosts of that Debian release booted in parallel (its rootfs is built on first use);
+    """Factory: lab_hosts(n=1, instance=..., names=None, release=None) -> list[LabHost], fresh hosts
+    of that Debian release (default bookworm) booted in parallel (its rootfs is built on first use);
     every host made here is removed at teardown, also when the test fails."""
     made: list[tuple[str, str]] = []
 
     def factory(n: int = 1, instance: str | None = None, names: list[str] | None = None,
-                release: str = lab.DEFAULT_RELEASE) -> list[LabHost]:
+                release: str | None = None) -> list[LabHost]:
         inst = instance or lab_base
         if names is None:
             used = {name for i, name in made if i == inst}

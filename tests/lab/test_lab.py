@@ -171,6 +171,17 @@ def test_reboot_inside_a_host_restarts_it(lab_hosts):
 
 
 @pytest.mark.lab
+def test_a_running_host_keeps_its_release(lab_hosts, lab_instance):
+    (h,) = lab_hosts(1, release="trixie")
+    assert h.release == "trixie" and ssh(h, ". /etc/os-release; echo $VERSION_ID").stdout.strip() == "13"
+    assert lab.add_hosts([h.name], lab_instance) == [h]  # no release asked for: kept as it runs
+    with pytest.raises(UserError) as e:
+        lab.add_hosts([h.name], lab_instance, release="bookworm")
+    assert e.value.cause == f"lab host {h.name} runs trixie, not bookworm" and "lab down" in e.value.fix
+    assert [(x.name, x.release, running) for x, running in lab.status(lab_instance)] == [(h.name, "trixie", True)]
+
+
+@pytest.mark.lab
 def test_up_writes_inventory_and_is_idempotent_then_down_leaves_nothing(lab_scratch_instance, tmp_path):
     CLEAN_INSTANCE = lab_scratch_instance
     inv = tmp_path / "lab.yml"

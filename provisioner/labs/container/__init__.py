@@ -1,8 +1,8 @@
 """The container lab: real Debian hosts as systemd-nspawn containers in network namespaces.
 
-    up(count=2, instance="lab", inventory_path=None, release="bookworm") -> list[LabHost]
-    add_host(name, instance="lab", release="bookworm") -> LabHost
-    add_hosts(names, instance="lab", release="bookworm") -> list[LabHost]      (parallel)
+    up(count=2, instance="lab", inventory_path=None, release=None) -> list[LabHost]
+    add_host(name, instance="lab", release=None) -> LabHost
+    add_hosts(names, instance="lab", release=None) -> list[LabHost]      (parallel)
     remove_host(name, instance="lab") -> None
     remove_hosts(names, instance="lab") -> None              (parallel)
     down(instance="lab") -> None
@@ -80,20 +80,24 @@ def _labhosts(st: dict) -> list[LabHost]:
 
 # --- public API ------------------------------------------------------------------------------
 
-def ensure_base(releases=(DEFAULT_RELEASE,), log: Log = _quiet) -> list[Path]:
-    """Rootfs of each release (built once, cached) and the apt proxy; returns the rootfs paths."""
+def ensure_base(log: Log = _quiet) -> Path:
+    """The default release's rootfs (built once, cached) and the apt proxy; returns the rootfs path.
+    Another release's rootfs is built when its first host is made."""
     state.check_platform()
     with state.global_lock():
         _ensure_proxy()
-        return [rootfs.ensure(rootfs.check_release(r), log=log) for r in releases]
+        return rootfs.ensure(DEFAULT_RELEASE, log=log)
 
 
 def up(count: int = 2, instance: str = DEFAULT_INSTANCE, inventory_path: str | Path | None = None,
-       release: str = DEFAULT_RELEASE, log: Log = _quiet) -> list[LabHost]:
-    """Make sure hosts INSTANCE1..INSTANCEcount run (keeps any others); write the inventory."""
+       release: str | None = None, log: Log = _quiet) -> list[LabHost]:
+    """Make sure hosts INSTANCE1..INSTANCEcount run (keeps any others); write the inventory.
+    New hosts run `release` (default bookworm); running hosts of another release are an error
+    only when `release` is given."""
     state.check_platform()
     state.check_instance(instance)
-    rootfs.check_release(release)
+    if release:
+        rootfs.check_release(release)
     if count < 0:
         raise UserError(f"bad host count {count}", "use --hosts 1 or more")
     with state.global_lock():
@@ -103,18 +107,20 @@ def up(count: int = 2, instance: str = DEFAULT_INSTANCE, inventory_path: str | P
         return _labhosts(st)
 
 
-def add_host(name: str, instance: str = DEFAULT_INSTANCE, release: str = DEFAULT_RELEASE,
+def add_host(name: str, instance: str = DEFAULT_INSTANCE, release: str | None = None,
              log: Log = _quiet) -> LabHost:
     """Create (or keep, if running) one host named `name` in the instance."""
     return add_hosts([name], instance, release, log)[0]
 
 
-def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, release: str = DEFAULT_RELEASE,
+def add_hosts(names: list[str], instance: str = DEFAULT_INSTANCE, release: str | None = None,
               log: Log = _quiet) -> list[LabHost]:
-    """Create the named hosts in parallel (keeping any that already run); returns them in order."""
+    """Create the named hosts in parallel (keeping any that already run, as up() does); returns
+    them in order."""
     state.check_platform()
     state.check_instance(instance)
-    rootfs.check_release(release)
+    if release:
+        rootfs.check_release(release)
     for name in names:
         state.check_host_name(name)
     with state.global_lock():
@@ -256,19 +262,21 @@ def _ensure_instance(instance: str, inventory_path, log: Log) -> dict:
     return st
 
 
-def _create_hosts(st: dict, wanted: list[str], release: str, log: Log) -> None:
+def _create_hosts(st: dict, wanted: list[str], release: str | None, log: Log) -> None:
     """Create and boot the wanted hosts that do not run yet, in parallel; on any failure (or
-    Ctrl-C) remove the ones made here. A running host of another release is an error."""
+    Ctrl-C) remove the ones made here. A running host of another release than the one asked
+    for is an error."""
     instance = st["instance"]
     for name in wanted:
         running = st["hosts"].get(name, {}).get("release", DEFAULT_RELEASE)
-        if name in st["hosts"] and running != release:
+        if release and name in st["hosts"] and running != release:
             raise UserError(f"lab host {name} runs {running}, not {release}",
                             f"`provision lab down --instance {instance}` first, or use another --instance")
     names = [n for n in wanted if n not in st["hosts"]]
     if not names:
         _save(st)
         return
+    release = release or DEFAULT_RELEASE
     fs = rootfs.ensure(release, log=log)
     made: list[dict] = []
     t0 = time.monotonic()

@@ -41,8 +41,9 @@ def up(hosts: int = typer.Option(2, "--hosts", "-n", min=1, help="Number of host
        instance: str = _INSTANCE,
        inventory: Optional[Path] = typer.Option(None, "--inventory", "-i",
                                                 help="Where to write the inventory (default inventories/lab.yml)."),
-       release: str = typer.Option("bookworm", "--release", "-r",
-                                   help="Debian release of new hosts: bookworm (12) or trixie (13).")):
+       release: Optional[str] = typer.Option(None, "--release", "-r",
+                                             help="Debian release of the hosts: bookworm (12, the default for new "
+                                                  "hosts) or trixie (13).")):
     """Start the lab hosts (idempotent) and write an Ansible-format inventory."""
     from provisioner.labs import container
 
