@@ -103,8 +103,9 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
             _read_file(model, file, vault)
         folders.append(path if path.is_dir() else path.parent)
     vars_dirs = VarsDirs(model, folders + [Path.cwd()], vault)
-    command_line = model.vars_block({k: v for k, v in (("ansible_user", user), ("ansible_ssh_private_key_file", private_key))
-                            if v is not None}, "the command line", "-u/--private-key", {}, Path.cwd())
+    given = {"ansible_user": user, "ansible_ssh_private_key_file": private_key}
+    command_line = model.vars_block({k: v for k, v in given.items() if v is not None}, "the command line",
+                                    "-u/--private-key", {}, Path.cwd())
     highest = extra_vars(list(extra), model, vault)
     hosts = {name: _host(name, in_groups, model, vars_dirs, command_line, highest)
              for name, in_groups in model.host_groups().items()}

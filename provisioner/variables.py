@@ -18,8 +18,8 @@ from typing import Any
 import provisioner
 from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
-                                      PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER, UNIX_NAME,
-                                      URL_DIR, URL_PATH, Invalid, Kind, integer)
+                                      PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
+                                      UNIX_NAME, URL_DIR, URL_PATH, Invalid, Kind, integer)
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.vault import Undecrypted
 from provisioner.errors import UserError

@@ -75,13 +75,15 @@ class IniInventory:
         values = {}
         for word in words[1:]:
             if "=" not in word:
-                raise UserError(f"{at}: {word!r} is not name=value", "write host variables as name=value after the host")
+                raise UserError(f"{at}: {word!r} is not name=value",
+                                "write host variables as name=value after the host")
             key, value = word.split("=", 1)
             values[key] = self.value(value)
         if port is not None:
             values.setdefault("ansible_port", port)
         for name in names:
-            self.model.add_host(name, group, self.model.vars_block(values, f"host {name}", at, {}, self.base), self.name)
+            kept = self.model.vars_block(values, f"host {name}", at, {}, self.base)
+            self.model.add_host(name, group, kept, self.name)
 
     def vars_line(self, line: str, group: str, at: str, number: int) -> None:
         if "=" not in line:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from provisioner.config.model import NAME, Model, a, merge
+from provisioner.config.model import NAME, Model, kind_of, merge
 from provisioner.errors import UserError
 from provisioner.variables import RawVars
 
@@ -48,7 +48,8 @@ def host_names(text: str, at: str) -> tuple[list[str], int | None]:
 def name_of(key: Any, what: str, at: str) -> str:
     name = str(key) if isinstance(key, (str, int, float)) and not isinstance(key, bool) else ""
     if not NAME.fullmatch(name):
-        raise UserError(f"{at}: {what} name {key!r} is not valid", f"a {what} name is one word without spaces or commas")
+        raise UserError(f"{at}: {what} name {key!r} is not valid",
+                        f"a {what} name is one word without spaces or commas")
     return name
 
 
@@ -66,7 +67,8 @@ class YamlInventory:
             raise UserError(f"inventory {self.name} is empty",
                             "add hosts: `all:` / `  hosts:` / `    prod1:` (see inventories/production.yml)")
         if not isinstance(data, dict):
-            raise UserError(f"{self.name}: the top level must be a mapping of groups (`all:`), got {a(data)}",
+            raise UserError(f"{self.name}: the top level must be a mapping of groups (`all:`), "
+                            f"got {kind_of(data)}",
                             "start the file with `all:` and put `hosts:`, `children:` and `vars:` under it")
         for name, body in data.items():
             self.group(name, body, None if name == "all" else "all", data.lines.get(name), ())
@@ -86,7 +88,7 @@ class YamlInventory:
             return
         if not isinstance(body, dict):
             raise UserError(f"{self.at(line)}: group {name} must be a mapping with hosts, children or vars, "
-                            f"got {a(body)}", f"write `{name}:` then `  hosts:` below it")
+                            f"got {kind_of(body)}", f"write `{name}:` then `  hosts:` below it")
         for key, value in body.items():
             key_line = body.lines.get(key, line)
             if key == "vars":
@@ -109,7 +111,7 @@ class YamlInventory:
         if not isinstance(value, dict):
             example = "`hosts:` then `  prod1:` (names as keys, not `- prod1`)" if what.startswith("hosts") \
                 else "name: value pairs, one a line"
-            raise UserError(f"{self.at(line)}: {what} must be a mapping, got {a(value)}", f"write {example}")
+            raise UserError(f"{self.at(line)}: {what} must be a mapping, got {kind_of(value)}", f"write {example}")
         return value
 
     def vars_block(self, value: Any, where: str, line: int | None) -> RawVars:
@@ -123,7 +125,8 @@ class YamlInventory:
         if body is not None and not isinstance(body, dict):
             shown = text.rsplit(":", 1)[0] if port else text
             example = f"  ansible_host: {body}" if isinstance(body, str) else "  name: value"
-            raise UserError(f"{self.at(line)}: host {shown} must have a mapping of vars (or nothing), got {a(body)}",
+            raise UserError(f"{self.at(line)}: host {shown} must have a mapping of vars (or nothing), "
+                            f"got {kind_of(body)}",
                             f"write `{shown}:` then `{example}` below it")
         for name in names:
             kept = self.vars_block(body, f"host {name}", line)

@@ -15,7 +15,7 @@ from provisioner.variables import RawVars, known_settings
 NAME = re.compile(r"[^\s,]+")
 
 
-def a(value: Any) -> str:
+def kind_of(value: Any) -> str:
     """What a wrong value is, for messages: 'a list', 'a string ('x')'."""
     kinds = {list: "a list", dict: "a mapping", str: "a string", bool: "a boolean", int: "a number",
              float: "a number"}

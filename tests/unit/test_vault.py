@@ -57,7 +57,8 @@ def test_an_ini_inventory_and_extra_vars_encrypted_whole():
     db9 = load_inventory(VAULT / "ini" / "hosts", vault=both()).hosts["db9"]
     assert (db9.address, db9.vars.server_name) == ("192.0.2.99", "db9.internal")
     assert "db9.internal" in db9.secrets()
-    extra = load_inventory(VAULT / "ini" / "hosts", vault=both(), extra=[f"@{VAULT / 'group_vars' / 'web' / 'vault.yml'}"])
+    encrypted_file = VAULT / "group_vars" / "web" / "vault.yml"
+    extra = load_inventory(VAULT / "ini" / "hosts", vault=both(), extra=[f"@{encrypted_file}"])
     assert extra.hosts["db9"].vars.server_name == "vaulted.example.com"
     assert "vaulted.example.com" in extra.hosts["db9"].secrets()
 
