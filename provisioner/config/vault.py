@@ -124,6 +124,9 @@ def password_from_file(path: Path, vault_id: str, option: str) -> Password:
             secret = done.stdout.strip()
         else:
             secret = path.read_bytes().strip()
+    except subprocess.TimeoutExpired:
+        raise UserError(f"vault password script {path} gave no password within 60 s",
+                        "run it by hand to see why, or give a plain password file") from None
     except OSError as error:
         raise UserError(f"cannot read vault password file {path}: {error.strerror}",
                         "check the path given to " + option) from None
