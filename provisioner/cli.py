@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from roles import STACK
-from roles.layout import Layout
 
-from .engine import report
+from .engine import findings, report
+from .engine.findings import Finding, Level
 from .engine.deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .config.cli_options import inventory_options, selected_hosts
@@ -185,37 +185,48 @@ def _on_each(hosts: list[Host], forks: int, work):
         return list(pool.map(one, hosts))
 
 
-STATUS_SCRIPT = """\
-echo "nginx: $(systemctl is-active nginx 2>/dev/null) $(dpkg-query -W -f='${{Version}}' nginx 2>/dev/null)"
-echo "uwsgi: $(systemctl is-active {unit} 2>/dev/null) $(dpkg-query -W -f='${{Version}}' uwsgi 2>/dev/null)"
-echo "release: $(basename "$(readlink {current})" 2>/dev/null)"
-health=$( {{ {check}
-}} 2>&1 | tail -n1 )
-echo "health: $health"
-"""
+_LEVEL_STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "red"}
 
 
-@app.command()
-@inventory_options
-def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
-    """Services, versions, current release and health of each host."""
+def _print_finding(f: Finding, with_fix: bool) -> None:
+    label = "" if f.level is Level.OK else f"[{_LEVEL_STYLE[f.level]}]{f.level.upper()}[/] "
+    console.print(f"  {escape(f.check)}: {label}{escape(f.found)}")
+    if with_fix and f.fix and f.level is not Level.OK:
+        console.print(f"    [dim]fix:[/] {escape(f.fix)}")
+
+
+def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool) -> int:
+    """Run a stack's read-only script on each host and print its lines and findings; the exit code."""
     hosts = _hosts(host, inventory, ask_become_pass)
-
-    def look(h: Host, session: Session):
-        at = Layout.of(h.vars)
-        script = STATUS_SCRIPT.format(unit=at.unit, current=at.current, check=STACK.health(h.vars, tries=1))
-        return session.run(script).out
-
     code = 0
-    for h, result in zip(hosts, _on_each(hosts, forks, look)):
+    for h, result in zip(hosts, _on_each(hosts, forks, lambda h, session: session.run(script(h.vars)).out)):
         console.print(f"[bold]{h.name}[/]")
         if isinstance(result, UserError):
             code = EXIT_UNREACHABLE
             console.print(f"  [red]unreachable:[/] {escape(result.cause)}")
             continue
-        for line in result.splitlines():
+        found, lines = findings.parse(result)
+        for line in lines:
             console.print(f"  {line}", markup=False)
-    raise typer.Exit(code)
+        for f in found:
+            _print_finding(f, with_fix)
+        if with_fix and any(f.level is Level.FAIL for f in found):
+            code = max(code, EXIT_FAILED)
+    return code
+
+
+@app.command()
+@inventory_options
+def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
+    """Services, versions, current release, workers and health of each host."""
+    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.status, with_fix=False))
+
+
+@app.command()
+@inventory_options
+def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
+    """What is wrong with each host's served site, with what to do: exit 1 when something fails."""
+    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -4,9 +4,12 @@ Its roles apply in order (base, app, uwsgi, nginx); each yields resources and it
 things live on a host is layout.py; what the files say is templates/.
 """
 
+from pathlib import Path
+
 from provisioner import TEMPLATES_DIR
 from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
+from provisioner.remote.quoting import assign, function
 
 from . import app, base, nginx, uwsgi
 from .layout import Layout
@@ -35,5 +38,23 @@ class NginxUwsgi(Stack):
         return {"nginx": (Log("nginx.access", file=at.access_log), Log("nginx.error", file=at.error_log)),
                 "uwsgi": journal, "app": journal}
 
+    def status(self, v) -> str:
+        return self._look(v, "status.sh", QUICK=1) + "\n" + self._look(v, "doctor.sh", QUICK=1)
 
+    def doctor(self, v) -> str:
+        return self._look(v, "doctor.sh", QUICK=0)
+
+    def _look(self, v, script: str, **params) -> str:
+        """One of this folder's read-only scripts, with the host's paths and a health check (one try)."""
+        at = Layout.of(v)
+        return "\n".join([
+            *(assign(k, value) for k, value in dict(
+                UNIT=at.unit, CURRENT=at.current, SOCKET=v.uwsgi_socket, ERROR_LOG=at.error_log,
+                SITE=at.site_enabled, HEALTH_LABEL=self.health_label(v), **params).items()),
+            function("check_health", self.health(v, tries=1)),
+            (HERE / script).read_text(),
+        ])
+
+
+HERE = Path(__file__).parent
 STACK = NginxUwsgi()
