@@ -39,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tarfile
@@ -49,6 +48,8 @@ from pathlib import Path
 
 from provisioner.errors import UserError
 
+from .release_files import Entry, collect
+
 LAYOUT_VERSION = "1"
 APP_DIR = "app"
 WHEELS_DIR = "wheels"
@@ -57,13 +58,6 @@ MANIFEST = "release.json"
 # Every archive entry gets this mtime (2000-01-01): byte-identical archives for identical input.
 ARCHIVE_MTIME = 946684800
 KEEP_ARCHIVES = 10
-
-EXCLUDED_DIRS = frozenset({
-    "__pycache__", ".git", ".hg", ".svn", "venv", ".venv", ".tox", ".nox",
-    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".idea", ".vscode",
-})
-EXCLUDED_SUFFIXES = (".pyc", ".pyo")
-EXCLUDED_FILES = frozenset({".DS_Store"})
 
 MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -133,66 +127,6 @@ def _target(python_version: str, machine: str) -> tuple[str, str]:
             f"hosts must be one of: {', '.join(sorted(set(MACHINES.values())))}",
         )
     return python_version, norm
-
-
-# --- app files -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Entry:
-    rel: str  # posix path relative to the app dir
-    kind: str  # "dir", "file" or "link"
-    executable: bool = False
-    link: str = ""
-    digest: str = ""
-
-
-def _excluded_dir(path: Path) -> bool:
-    return path.name in EXCLUDED_DIRS or (path / "pyvenv.cfg").is_file()
-
-
-def _collect(app_dir: Path) -> list[_Entry]:
-    """The app's files, sorted, with content digests; symlinks must stay inside the app."""
-    entries: list[_Entry] = []
-    root = app_dir.resolve()
-    for current, dirnames, filenames in os.walk(app_dir, followlinks=False):
-        cur = Path(current)
-        keep = []
-        for d in sorted(dirnames):
-            p = cur / d
-            if p.is_symlink():
-                if d not in EXCLUDED_DIRS:
-                    filenames.append(d)  # a link to a dir is stored as a link
-            elif not _excluded_dir(p):
-                keep.append(d)
-        dirnames[:] = keep
-        if cur != app_dir:
-            entries.append(_Entry(cur.relative_to(app_dir).as_posix(), "dir"))
-        for name in sorted(filenames):
-            if name in EXCLUDED_FILES or name.endswith(EXCLUDED_SUFFIXES):
-                continue
-            p = cur / name
-            rel = p.relative_to(app_dir).as_posix()
-            st = p.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(p)
-                resolved = (p.parent / target).resolve()
-                if os.path.isabs(target) or not resolved.is_relative_to(root):
-                    raise UserError(
-                        f"{p} is a symlink to {target}, outside the app directory",
-                        "replace it with a copy, or a relative link inside the app",
-                    )
-                entries.append(_Entry(rel, "link", link=target))
-            elif stat.S_ISREG(st.st_mode):
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
-                entries.append(_Entry(rel, "file", bool(st.st_mode & stat.S_IXUSR), digest=digest))
-            else:
-                raise UserError(
-                    f"{p} is not a regular file, directory or symlink",
-                    "remove it from the app directory",
-                )
-    entries.sort(key=lambda e: e.rel)
-    return entries
 
 
 def _requirements_text(path: Path, seen: set[Path] | None = None) -> bytes:
@@ -283,7 +217,7 @@ def _tarinfo(name: str, kind: str, mode: int, size: int = 0, link: str = "") -> 
     return info
 
 
-def _write_archive(path: Path, app_dir: Path, entries: list[_Entry], wheel_dir: Path,
+def _write_archive(path: Path, app_dir: Path, entries: list[Entry], wheel_dir: Path,
                    wheels: list[str], manifest: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -335,7 +269,7 @@ class PlannedRelease:
 
     id: str
     app_dir: Path
-    entries: tuple[_Entry, ...]
+    entries: tuple[Entry, ...]
     req_file: Path
     requirements: str  # inside the release, e.g. "app/requirements.txt"
     wheel_key: str
@@ -390,7 +324,7 @@ def plan_release(app_dir: Path, requirements: str, python_version: str, machine:
             "set app_requirements to a file inside app_source (default requirements.txt)",
         )
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    entries = _collect(app_dir)
+    entries = collect(app_dir)
     if not any(e.rel == req_rel.as_posix() for e in entries):
         raise UserError(f"requirements file {requirements!r} is excluded from the release",
                         "move it out of __pycache__/.git/venv directories")
