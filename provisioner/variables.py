@@ -20,6 +20,7 @@ from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, 
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, Invalid, Kind, integer)
+from provisioner.config.front import METHODS, RATE, RATE_LOCATIONS
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.vault import Undecrypted
 from provisioner.errors import UserError
@@ -68,6 +69,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("static_expires", NGINX_TIME, "7d", True, "nginx expires for static files"),
     S("client_max_body_size", NGINX_SIZE, "10m", True, "nginx client_max_body_size"),
     S("nginx_extra_config", RAW, "", False, "raw nginx text inside the server block (trusted)"),
+    S("allowed_methods", METHODS, "GET HEAD POST PUT PATCH DELETE OPTIONS", True, "others get a JSON 405"),
+    S("rate_limit", RATE, "", True, "requests per client address, like 10r/s (empty = off); over it: JSON 429"),
+    S("rate_limit_burst", INT, 20, True, "requests over rate_limit let through at once before 429s"),
+    S("rate_limit_locations", RATE_LOCATIONS, {}, False, "'[METHOD ]/path': rate of its own (replaces rate_limit)"),
+    S("rate_limit_conn", INT, 0, True, "open connections per client address (0 = no limit)"),
     S("uwsgi_processes", POSITIVE, 2, True, "uWSGI processes"),
     S("uwsgi_threads", POSITIVE, 2, True, "uWSGI threads per process"),
     S("uwsgi_socket", SOCKET, "/run/{app_name}/uwsgi.sock", True, "unix socket only"),

@@ -11,12 +11,12 @@ from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import assign, function
 
-from . import app, base, nginx, uwsgi
+from . import app, base, front, nginx, uwsgi
 from .layout import Layout
 
 
 class NginxUwsgi(Stack):
-    roles = (base, app, uwsgi, nginx)
+    roles = (base, app, uwsgi, nginx, front)
     templates = TEMPLATES_DIR
     log_services = ("nginx", "uwsgi", "app")
 
