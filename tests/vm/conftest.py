@@ -80,8 +80,8 @@ def in_netns():
 
 @pytest.fixture(scope="session")
 def provision():
+    """argv of the `provision` command of the checkout under test (an installed `provision` on PATH
+    may be another checkout's: a deploy and its re-deploy would then run different code)."""
     def argv(*args) -> list[str]:
-        exe = shutil.which("provision")
-        base = [exe] if exe else [sys.executable, "-c", "from provisioner.cli import main; main()"]
-        return base + [str(a) for a in args]
+        return [sys.executable, "-m", "provisioner"] + [str(a) for a in args]
     return argv
