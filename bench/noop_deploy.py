@@ -27,7 +27,7 @@ import paramiko
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from provisioner.labs import container as lab  # noqa: E402
-from roles import STACK  # noqa: E402
+from provisioner.stack import STACK  # noqa: E402
 from provisioner.inventory import load_inventory  # noqa: E402
 
 INSTANCE = "bench"

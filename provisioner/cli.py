@@ -23,8 +23,6 @@ except ImportError:
 from rich.console import Console
 from rich.markup import escape
 
-from roles import STACK
-
 from .engine import findings, report
 from .engine.findings import Finding, Level
 from .engine.deploy import deploy as run_deploy
@@ -34,6 +32,7 @@ from .inventory import Host
 from .labs.container.cli import app as lab_app
 from .labs.vm.cli import app as vm_app
 from .remote.session import Session, close_all, interrupt_all
+from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
 from .variables import redact
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,

@@ -2,18 +2,22 @@
 
 fresh host -> deploy -> POST /predict through nginx answers -> re-deploy changes and restarts
 nothing -> one setting changed: only its file changes and only its handler runs -> --check on a
-changed setting reports it and leaves the host alone. All through the real `provision` CLI.
+changed setting, or on a new release, reports it and leaves the host and the controller alone. All
+through the real `provision` CLI.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
+from provisioner import PROJECT_ROOT
 from provisioner.labs.container import write_inventory
+from provisioner.resources.release_build import default_cache_dir
 
 pytestmark = pytest.mark.lab
 
@@ -104,6 +108,20 @@ def test_fresh_host_to_api_then_idempotent_then_one_change(lab_hosts, tmp_path):
     assert "-threads = 2" in diff and "+threads = 4" in diff, diff
     assert remote(inventory, host.name, "sha256sum /etc/uwsgi/apps-provision/model_api.ini") == ini_before
     assert pids(inventory, host.name) == [nginx_pid, app_pid]
+
+    # --check where a new release would be built: reported, and nothing new on the controller or the host.
+    app = tmp_path / "app"
+    shutil.copytree(PROJECT_ROOT / "examples" / "model_api", app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "CHANGES").write_text("a file the host has not seen\n")
+    look = "ls -a /srv/model_api/releases /var/lib/provision; ls -d /tmp/provision-upload-* 2>/dev/null || :"
+    on_host = remote(inventory, host.name, look)
+    inventory = write_inventory([host], tmp_path / "inv.yml", group_vars={"uwsgi_processes": 3, "app_source": str(app)})
+    code, [checked] = deploy_json(inventory, "--check")
+    assert code == 4 and changed(checked) == ["release /srv/model_api/current"], checked
+    reason = next(r["reason"] for r in checked["resources"] if r["status"] == "pending")
+    new_id = reason.split()[2]
+    assert not list(default_cache_dir().glob(f"releases/{new_id}*")), "--check built the release"
+    assert remote(inventory, host.name, look) == on_host
 
 
 def test_logs_status_and_run_on_two_hosts(lab_hosts, tmp_path):

@@ -196,7 +196,7 @@ def listener():
 
 
 WITH_TEMPLATES = [sys.executable, "-c",
-                  "import sys, pathlib, roles; roles.STACK.templates = pathlib.Path(sys.argv.pop(1)); "
+                  "import sys, pathlib, provisioner.stack as s; s.STACK.templates = pathlib.Path(sys.argv.pop(1)); "
                   "sys.argv[0] = 'provision'; from provisioner.cli import main; main()"]
 
 

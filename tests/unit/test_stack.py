@@ -16,7 +16,7 @@ from provisioner.inventory import load_inventory
 from provisioner.remote.session import Result
 from provisioner.resources import AppRelease, Link, SystemFacts
 from provisioner.resources import release_build
-from roles import STACK
+from provisioner.stack import STACK
 
 pytestmark = pytest.mark.unit
 

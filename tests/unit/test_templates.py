@@ -26,7 +26,7 @@ import pytest
 from provisioner import PROJECT_ROOT, TEMPLATES_DIR
 from provisioner.errors import UserError
 from provisioner.templating import render
-from roles.app import context
+from provisioner.stack.app import context
 
 pytestmark = pytest.mark.unit
 
