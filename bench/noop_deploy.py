@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import paramiko
+from common import bench_lab, save
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from provisioner.labs import container as lab  # noqa: E402
-from provisioner.stack import STACK  # noqa: E402
-from provisioner.inventory import load_inventory  # noqa: E402
+from provisioner.inventory import load_inventory
+from provisioner.stack import STACK
 
 INSTANCE = "bench"
 
@@ -64,12 +60,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="provision-bench-"))
-    os.environ["PROVISION_KNOWN_HOSTS"] = str(work / "known_hosts")
-    inventory = work / "bench.yml"
-    try:
-        started = time.perf_counter()
-        hosts = lab.up(args.hosts, instance=INSTANCE, inventory_path=inventory)
+    started = time.perf_counter()
+    with bench_lab(args.hosts, INSTANCE, args.keep) as (hosts, inventory):
         print(f"lab: {len(hosts)} hosts up in {time.perf_counter() - started:.1f} s")
         seconds, first = cli("deploy", "-H", "lab", "-i", str(inventory), "--forks", str(args.hosts))
         print(f"converge: {len(first['hosts'])} hosts deployed from bare in {seconds:.1f} s")
@@ -101,12 +93,7 @@ def main() -> None:
               f"(goal <= 2 commands)")
         print(f"baseline, one exec per fact ({operations} facts, no planning, same host): {baseline:.3f} s "
               f"= {figures['baseline_over_provision']}x a whole provision no-op run")
-        results = Path(__file__).resolve().parent / "results"
-        results.mkdir(exist_ok=True)
-        (results / "noop_deploy.json").write_text(json.dumps(figures, indent=2) + "\n")
-    finally:
-        if not args.keep:
-            lab.down(INSTANCE)
+        save("noop_deploy", figures)
 
 
 if __name__ == "__main__":

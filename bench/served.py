@@ -12,21 +12,16 @@ machine drift about 2x between days: compare the two configurations of one run, 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from common import bench_lab, save
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from provisioner.labs import container as lab  # noqa: E402
-from provisioner.labs.load import Slice, post_script, soak  # noqa: E402
+from provisioner.labs.load import Slice, post_script, soak
 
 INSTANCE = "served"
 CONCURRENCY = (1, 32, 128, 512)
@@ -63,13 +58,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="provision-served-"))
-    os.environ["PROVISION_KNOWN_HOSTS"] = str(work / "known_hosts")
-    inventory = work / "served.yml"
     script = post_script()
     results = {}
-    try:
-        [host] = lab.up(1, instance=INSTANCE, inventory_path=inventory)
+    with bench_lab(1, INSTANCE, args.keep) as ([host], inventory):
         url = f"http://{host.address}/predict"
         for name, settings in (("earlier defaults", EARLIER_DEFAULTS), ("provision", {})):
             deploy(inventory, settings)
@@ -78,12 +69,7 @@ def main() -> None:
         for c in CONCURRENCY:
             ratio = results["provision"][c]["rps"] / max(1, results["earlier defaults"][c]["rps"])
             print(f"provision / earlier defaults, c={c}: {ratio:.2f}x requests/s")
-        out = Path(__file__).resolve().parent / "results"
-        out.mkdir(exist_ok=True)
-        (out / "served.json").write_text(json.dumps(results, indent=2) + "\n")
-    finally:
-        if not args.keep:
-            lab.down(INSTANCE)
+        save("served", results)
 
 
 if __name__ == "__main__":
