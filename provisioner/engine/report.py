@@ -43,7 +43,8 @@ def show(console: Console, reports: list[HostReport], secrets: dict[str, list[st
                         console.print(f"  [green]ok[/]       {escape(d.resource.label())}  [dim]{escape(d.reason)}[/]")
                     continue
                 status = "would change" if check else (step.status if step else StepStatus.SKIPPED)
-                style = {StepStatus.CHANGED: "yellow", "would change": "yellow", StepStatus.FAILED: "red"}.get(status, "dim")
+                style = {StepStatus.CHANGED: "yellow", "would change": "yellow",
+                         StepStatus.FAILED: "red"}.get(status, "dim")
                 console.print(f"  [{style}]{status:<8}[/] {escape(d.resource.label())}  "
                               f"[dim]{escape(redact(d.reason, hide))}[/]")
                 if d.diff:
@@ -85,7 +86,8 @@ def as_json(reports: list[HostReport], secrets: dict[str, list[str]]) -> str:
                 StepStatus.PENDING if r.status == HostStatus.PENDING else StepStatus.SKIPPED))
             resources.append({"resource": d.resource.label(), "status": status, "reason": redact(d.reason, hide),
                               "diff": redact(d.diff, hide) if d.diff else None,
-                              "output": redact(step.output, hide) if step and step.status == StepStatus.FAILED else None})
+                              "output": (redact(step.output, hide) if step and step.status == StepStatus.FAILED
+                                         else None)})
         out.append({
             "host": r.host, "status": r.status, "changed": r.changed_count, "seconds": round(r.seconds, 3),
             "resources": resources,

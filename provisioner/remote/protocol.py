@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from .quoting import assign, function
+
 MARK = "@@provision"
 
 
@@ -23,10 +25,8 @@ class Exit(IntEnum):
     LOCKED = 75  # another deploy holds the host's lock (EX_TEMPFAIL)
 
 
-PRELUDE = "\n".join(
-    ["mark() " + "{ " + f'echo "{MARK} $*"; ' + "}"]
-    + [f"EXIT_{code.name}={code.value}" for code in Exit]
-)
+PRELUDE = "\n".join([function("mark", f'echo "{MARK} $*"'),
+                     *(assign(f"EXIT_{code.name}", code.value) for code in Exit)])
 
 
 @dataclass

@@ -35,8 +35,9 @@ class Packages(Resource):
         missing = [n for n in self.names if n not in fact]
         if not missing:
             return self.ok("installed: " + ", ".join(f"{n} {fact[n]}" for n in self.names))
-        stale = system.apt_lists_age is None or system.apt_lists_age > self.cache_valid_time
-        why = "apt lists are " + ("missing" if system.apt_lists_age is None else f"{system.apt_lists_age // 60} min old")
+        age = system.apt_lists_age
+        stale = age is None or age > self.cache_valid_time
+        why = "apt lists are " + ("missing" if age is None else f"{age // 60} min old")
         script = fragment("apt_install.sh", PACKAGES=" ".join(missing), UPDATE=int(stale),
                           LOCK_TIMEOUT=self.lock_timeout, RUN_DIR=RUN_DIR, APT_STAMP=APT_STAMP)
         reason = "not installed: " + ", ".join(missing) + (f" ({why}: apt-get update first)" if stale else "")

@@ -48,5 +48,6 @@ class Service(Resource):
             reasons.append(f"running ({active})")
             cmds.append(cmd("systemctl", "stop", self.name))
         if not cmds:
-            return self.ok(f"{'enabled' if self.enabled else 'disabled'} and {'running' if self.running else 'stopped'}")
+            return self.ok(f"{'enabled' if self.enabled else 'disabled'} and "
+                           f"{'running' if self.running else 'stopped'}")
         return self.change(", ".join(reasons), "\n".join(cmds))
