@@ -25,7 +25,8 @@ from provisioner.config.secret import as_secrets
 from provisioner.config.vars_files import VarsDirs, extra_vars
 from provisioner.config.vault import Vault
 from provisioner.errors import UserError
-from provisioner.variables import RawVars, Secret, Vars, resolve
+from provisioner.remote.ssh_config import RefusedOption, SshOptions, parse_ssh_args
+from provisioner.variables import ALIASES, RawVars, Secret, Vars, resolve
 
 DEFAULT_INVENTORY = Path("inventories")
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
@@ -45,7 +46,7 @@ class Host:
     become_password: Secret | None
     groups: list[str]        # every group the host is in (not `all`), in precedence order
     vars: Vars = field(repr=False)
-    ssh_args: tuple[str, ...] = ()   # ansible_ssh_common_args + ansible_ssh_extra_args, split
+    ssh_options: SshOptions | None = None   # the inventory's own SSH options (provisioner/remote/ssh_config.py)
 
     def __str__(self) -> str:
         return self.name
@@ -180,11 +181,25 @@ def _host(name: str, groups: list[str], model: Model, dirs: VarsDirs, lowest: Ra
     except UserError as error:
         cause = error.cause if source in error.cause else f"{source}: {error.cause}"
         raise UserError(cause, error.fix, error.code) from None
-    ssh_args = v.ansible_ssh_common_args + v.ansible_ssh_extra_args
-    if ssh_args:
+    become = v.ansible_become if _given(raw, "ansible_become") or _given(raw, "ansible_user") else True
+    return Host(name, v.ansible_host, v.ansible_port, v.ansible_user, v.ansible_ssh_private_key_file, become,
+                v.ansible_become_password, groups, v, _ssh_options(name, raw, v, source))
+
+
+def _given(raw: RawVars, setting: str) -> bool:
+    return setting in raw or any(alias in raw for alias, name in ALIASES.items() if name == setting)
+
+
+def _ssh_options(name: str, raw: RawVars, v: Vars, source: str) -> SshOptions:
+    """The inventory's user and port (when it sets them; else ssh_config's apply) and its SSH options.
+    Without ansible_user, sudo is used unless the user ssh_config names (or the local one) is root."""
+    given = {"user": v.ansible_user} if _given(raw, "ansible_user") else {}
+    if _given(raw, "ansible_port"):
+        given["port"] = str(v.ansible_port)
+    try:
+        return parse_ssh_args(v.ansible_ssh_common_args + v.ansible_ssh_extra_args, given)
+    except RefusedOption as refused:
         option = "ansible_ssh_common_args" if v.ansible_ssh_common_args else "ansible_ssh_extra_args"
-        raise UserError(f"{option} of host {name} ({raw.origins.get(option, source)}) is refused: provision's SSH "
-                        "connection does not take SSH options yet",
-                        "put ProxyJump/ProxyCommand for that host in ~/.ssh/config instead, and remove the variable")
-    return Host(name, v.ansible_host, v.ansible_port, v.ansible_user, v.ansible_ssh_private_key_file, v.ansible_become,
-                v.ansible_become_password, groups, v, ssh_args)
+        raise UserError(f"{option} of host {name} ({raw.origins.get(option, source)}): {refused}",
+                        f"remove that option from {option}; docs/settings.md lists the SSH options provision "
+                        "takes") from None

@@ -8,8 +8,6 @@ shell lasts exactly as long as the connection.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import socket
 import threading
@@ -21,16 +19,16 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from ..errors import EXIT_FAILED, EXIT_UNREACHABLE, UserError
+from ..errors import EXIT_FAILED, UserError
 from . import scripts
 from .protocol import end_marker
 from .quoting import cmd, function
+from .ssh import SshLink, Unreachable  # noqa: F401  (Unreachable: callers catch it from here)
 
 if TYPE_CHECKING:
     from ..inventory import Host
 
 SUDO_PROMPT = "[provision-sudo-password]"
-CONNECT_TIMEOUT = 10
 
 _open_sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
 _interrupted = threading.Event()
@@ -51,13 +49,6 @@ def close_all(sessions: list["Session"], seconds: float = 3) -> None:
     closer.join(seconds)
 
 
-class Unreachable(UserError):
-    """The host could not be reached or logged into."""
-
-    def __init__(self, cause: str, fix: str):
-        super().__init__(cause, fix, EXIT_UNREACHABLE)
-
-
 @dataclass
 class Result:
     rc: int
@@ -68,85 +59,27 @@ class Result:
         return self.rc == 0
 
 
-def known_hosts_path() -> Path:
-    """The project's own known_hosts: the user's ~/.ssh/known_hosts is read, never written."""
-    env = os.environ.get("PROVISION_KNOWN_HOSTS")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "provision" / "known_hosts"
-
-
-class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
-    """Accept an unknown host key once and remember it in the project's known_hosts."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def missing_host_key(self, client, hostname, key):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
-def _ssh_config(alias: str) -> dict:
-    """The user's ~/.ssh/config entry for a host (HostName, Port, IdentityFile, ProxyCommand)."""
-    path = Path.home() / ".ssh" / "config"
-    if not path.exists():
-        return {}
-    return paramiko.SSHConfig.from_path(str(path)).lookup(alias)
-
-
 class Session:
     """A logged-in host: `run(script)` executes a shell script as the deploy user (root via sudo)."""
 
     def __init__(self, host: Host, metrics: dict | None = None):
         self.host = host
         self.metrics = metrics if metrics is not None else {}
+        self._link: SshLink | None = None
         self._client: paramiko.SSHClient | None = None
-        self._sock = None
+        self.user = host.user  # the user logged in as, once open (ssh_config's User when the inventory sets none)
         self._chan: paramiko.Channel | None = None
         self._buf = b""
         self._sudo_unconfirmed = False
 
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> "Session":
-        host = self.host
         if _interrupted.is_set():
-            raise Unreachable(f"not connecting to {host.name}: interrupted", "run the same command again")
-        kh = known_hosts_path()
-        cfg = _ssh_config(host.address)
-        address = cfg.get("hostname", host.address)
-        port = host.port if host.port != 22 else int(cfg.get("port", 22))
-        keys = [str(host.key_file)] if host.key_file else []
-        keys += [str(Path(k).expanduser()) for k in cfg.get("identityfile", [])]
-        where = f"{host.name} ({host.user}@{address}:{port})"
-        client = paramiko.SSHClient()
-        client.load_system_host_keys()  # read, never written
-        if kh.exists():
-            client.load_host_keys(str(kh))
-        client.set_missing_host_key_policy(_TrustOnFirstUse(kh))
+            raise Unreachable(f"not connecting to {self.host.name}: interrupted", "run the same command again")
+        self._link = SshLink(self.host)
         _open_sessions.add(self)  # from here on, Ctrl-C (interrupt_all) can end the connection
-        try:
-            if "proxycommand" in cfg:
-                sock = self._sock = paramiko.ProxyCommand(cfg["proxycommand"])
-            else:
-                sock = self._sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 48 ms -> ~3 ms a round trip
-            client.connect(address, port=port, username=host.user, key_filename=keys or None, sock=sock,
-                           timeout=CONNECT_TIMEOUT, banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
-        except paramiko.BadHostKeyException:
-            raise Unreachable(
-                f"host key of {where} has CHANGED since it was first seen; refusing to connect",
-                f"if the host was really re-installed, delete its line from {kh} and run again",
-            ) from None
-        except paramiko.AuthenticationException as e:
-            raise Unreachable(f"authentication failed for {where}: {e}",
-                              "check ansible_user and ansible_ssh_private_key_file for this host") from None
-        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as e:
-            raise Unreachable(f"cannot connect to {where}: {e or type(e).__name__}",
-                              "check that the host is up, the address/port are right and sshd runs") from None
-        self._client = client
+        self._client = self._link.open()
+        self.user = self._link.user
         self._start_shell()
         return self
 
@@ -155,7 +88,7 @@ class Session:
         chan = self._client.get_transport().open_session()
         self._chan = chan
         self.metrics["channels"] = self.metrics.get("channels", 0) + 1
-        if not host.become or host.user == "root":
+        if not host.become or self.user == "root":
             chan.exec_command("exec sh")
             return
         if host.become_password is None:
@@ -171,15 +104,9 @@ class Session:
         if self._chan is not None:
             self._chan.close()
             self._chan = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._sock is not None:  # also wakes a connect that waits for the server (Ctrl-C)
-            if isinstance(self._sock, socket.socket):
-                with contextlib.suppress(OSError):
-                    self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
-            self._sock = None
+        if self._link is not None:
+            self._link.close()
+        self._client = None
 
     def __enter__(self) -> "Session":
         return self.open()
@@ -210,7 +137,7 @@ class Session:
         if "password" in detail or "incorrect" in detail:
             return Unreachable(f"sudo on {host.name} asks for a password and none (or a wrong one) was given: {detail}",
                                "set ansible_become_password (as !secret) for this host, or pass --ask-become-pass")
-        return Unreachable(f"sudo failed on {host.name}: {detail}", f"check that {host.user} may run sudo on the host")
+        return Unreachable(f"sudo failed on {host.name}: {detail}", f"check that {self.user} may run sudo on the host")
 
     def _exchange(self, script: str, in_main_shell: str, timeout: float | None) -> Result:
         if self._chan is None:
@@ -279,7 +206,7 @@ class Session:
         guarded = (f"exec 3<&0; setsid sh -c {shlex.quote(command)} & pid=$!; "
                    f"(cat <&3 >/dev/null 2>&1; kill -TERM -$pid 2>/dev/null) >/dev/null 2>&1 & wait $pid")
         quoted = shlex.quote(guarded)
-        if self.host.become and self.host.user != "root":
+        if self.host.become and self.user != "root":
             if self.host.become_password is None:
                 chan.exec_command(f"sudo -n -- sh -c {quoted}")
             else:

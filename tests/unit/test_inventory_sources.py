@@ -243,14 +243,19 @@ def test_extra_vars_errors(here, item, words):
 # --- connection variables --------------------------------------------------------------------------------
 
 
-def test_ssh_options_are_refused_with_a_reason_not_dropped(here):
+def test_ssh_options_are_honoured_or_refused_with_a_reason_not_dropped(here):
     path = here("hosts.yml", """
         all:
           vars: {app_source: app}
           hosts:
-            h: {ansible_ssh_common_args: "-o ProxyJump=bastion.example.com"}
+            h: {ansible_ssh_common_args: "-o ProxyJump=bastion.example.com", ansible_user: deploy}
+            k: {ansible_ssh_extra_args: "-C -o ProxyJump=b"}
         """)
     with pytest.raises(UserError) as caught:
         load_inventory(path)
-    assert caught.value.cause.startswith("ansible_ssh_common_args of host h (host h, hosts.yml:4) is refused: ")
-    assert "~/.ssh/config" in caught.value.fix and "\n" not in caught.value.cause
+    assert caught.value.cause.startswith("ansible_ssh_extra_args of host k (host k, hosts.yml:5): "
+                                         "SSH option -C is refused: ")
+    assert "\n" not in caught.value.cause and "remove that option" in caught.value.fix
+    path.write_text(path.read_text().replace("-C ", ""))
+    host = load_inventory(path).hosts["h"]
+    assert host.ssh_options.settings == (("user", "deploy"), ("proxyjump", "bastion.example.com"))
