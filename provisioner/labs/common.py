@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+import provisioner
 from provisioner.errors import UserError
 
 
@@ -54,6 +55,14 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     tmp.write_text(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def inventories_dir() -> Path:
+    """Where the labs write their inventories: the checkout's inventories/ (where `provision deploy`
+    looks without -i); an installed provision has no checkout: ./inventories/ then."""
+    if provisioner.PROJECT_ROOT == provisioner.PACKAGE_DIR:
+        return Path.cwd() / "inventories"
+    return provisioner.PROJECT_ROOT / "inventories"
 
 
 def write_inventory_file(path: Path, doc: dict, header: str) -> Path:

@@ -291,6 +291,16 @@ def test_unknown_release_is_a_user_error(monkeypatch):
 
 
 @pytest.mark.unit
+def test_the_inventory_goes_where_deploy_looks(tmp_path, monkeypatch):
+    import provisioner
+
+    assert lab.default_inventory_path() == provisioner.PROJECT_ROOT / "inventories" / "lab.yml"  # a checkout
+    monkeypatch.setattr(provisioner, "PROJECT_ROOT", provisioner.PACKAGE_DIR)  # installed: no checkout
+    monkeypatch.chdir(tmp_path)
+    assert lab.default_inventory_path() == tmp_path / "inventories" / "lab.yml"
+
+
+@pytest.mark.unit
 def test_write_inventory(tmp_path):
     hs = [lab.LabHost("web1", "10.199.9.11", instance="x"), lab.LabHost("web2", "10.199.9.12", instance="x")]
     p = lab.write_inventory(hs, tmp_path / "inv.yml", user="askpass",

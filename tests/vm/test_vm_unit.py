@@ -9,10 +9,10 @@ import subprocess
 import pytest
 import yaml
 
-from provisioner.labs import common
-from provisioner.labs.vm import box, config, libvirt, vagrant
 from provisioner.errors import UserError
 from provisioner.inventory import load_inventory
+from provisioner.labs import common
+from provisioner.labs.vm import box, config, libvirt, vagrant
 
 SSH_CONFIG = """\
 Host vm1
@@ -108,6 +108,14 @@ def test_driver_choice(monkeypatch):
         libvirt.vm_driver()
     monkeypatch.setenv("PROVISION_VM_DRIVER", "auto")
     assert libvirt.vm_driver() == ("kvm" if libvirt.kvm_usable() else "qemu")
+
+
+@pytest.mark.unit
+def test_without_the_projects_vagrant_folder_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "BUILD_BOX", tmp_path / "vagrant" / "build-box.sh")  # an installed provision
+    with pytest.raises(UserError) as e:
+        config.require_checkout()
+    assert "vagrant/ folder" in e.value.cause and "\n" not in e.value.cause and "clone" in e.value.fix
 
 
 @pytest.mark.unit

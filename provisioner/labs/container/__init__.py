@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import provisioner
 from provisioner.errors import UserError
 
 from provisioner.labs import common
@@ -63,7 +62,7 @@ class LabHost:
 
 def default_inventory_path(instance: str = DEFAULT_INSTANCE) -> Path:
     if instance == DEFAULT_INSTANCE:
-        return provisioner.PROJECT_ROOT / "inventories" / "lab.yml"
+        return common.inventories_dir() / "lab.yml"
     return state.instance_dir(instance) / "inventory.yml"
 
 

@@ -29,9 +29,9 @@ from provisioner.labs import common
 
 from . import libvirt, network, vagrant
 from .box import box_path
-from .config import (APT_PROXY_ADDR, APT_PROXY_PORT, INVENTORY, LIBVIRT_SOCK, LOG_DIR, NETNS, POOL_DIR,
+from .config import (APT_PROXY_ADDR, APT_PROXY_PORT, BUILD_BOX, INVENTORY, LIBVIRT_SOCK, LOG_DIR, NETNS, POOL_DIR,
                      STATE_DIR, STATE_FILE, VAGRANT_DIR, VETH_HOST, Log, in_netns, load_state, lock,
-                     log_to_stderr, machine_names, netns_prefix, save_state)
+                     log_to_stderr, machine_names, netns_prefix, require_checkout, save_state)
 
 __all__ = ["up", "down", "status", "missing_packages", "netns_prefix", "APT_PACKAGES"]
 
@@ -59,6 +59,7 @@ def check_prerequisites() -> None:
     if os.geteuid() != 0:
         raise UserError("the VM lab needs root: it creates a network namespace and runs libvirtd",
                         "run it as root, e.g. `sudo provision vm up`")
+    require_checkout()
     if not shutil.which("dpkg-query"):
         raise UserError("the VM lab's setup is made for Debian/Ubuntu (apt packages)",
                         "use Vagrant directly (vagrant/README.md), then `provision vm inventory`")
@@ -195,7 +196,7 @@ def status() -> dict:
         "virtlogd_pid": ours("virtlogd"),
         "aptproxy_pid": st.get("aptproxy_pid") if common.pid_alive(st.get("aptproxy_pid"), "apt-cacher-ng") else None,
         "apt_proxy": f"http://{APT_PROXY_ADDR}:{APT_PROXY_PORT}",
-        "box": str(box_path()) if box_path().exists() else None,
+        "box": str(box_path()) if BUILD_BOX.is_file() and box_path().exists() else None,
         "domains": libvirt.domains() if ours("libvirtd") else {},
         "inventory": str(INVENTORY) if INVENTORY.exists() else None,
         "leftovers": [],

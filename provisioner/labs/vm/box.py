@@ -11,10 +11,11 @@ from pathlib import Path
 from provisioner.errors import EXIT_FAILED, UserError
 from provisioner.labs import common
 
-from .config import BOX_CACHE, BUILD_BOX, Log, log_to_stderr
+from .config import BOX_CACHE, BUILD_BOX, Log, log_to_stderr, require_checkout
 
 
 def box_recipe() -> str:
+    require_checkout()
     return hashlib.sha256(BUILD_BOX.read_bytes()).hexdigest()[:12]
 
 

@@ -26,7 +26,7 @@ HOSTKEY_DIR = CACHE_ROOT / "vm-hostkeys"          # stable SSH host keys per mac
 APT_CACHE_DIR = CACHE_ROOT / "vm-apt-cacher-ng"   # our own apt-cacher-ng instance's cache
 VAGRANT_DIR = PROJECT_ROOT / "vagrant"
 BUILD_BOX = VAGRANT_DIR / "build-box.sh"
-INVENTORY = PROJECT_ROOT / "inventories" / "vagrant.yml"
+INVENTORY = common.inventories_dir() / "vagrant.yml"
 LOG_DIR = Path("/var/log/provision-vm")            # vagrant-up.log, console/NAME.log (kept after down)
 
 BOX_NAME = "provision/debian12"
@@ -82,6 +82,15 @@ def load_state() -> dict:
 
 def save_state(st: dict) -> None:
     common.write_atomic(STATE_FILE, json.dumps(st, indent=1, sort_keys=True) + "\n", 0o600)
+
+
+def require_checkout() -> None:
+    """The box recipe and the Vagrantfile live in the project's vagrant/ folder, not in the package."""
+    if not BUILD_BOX.is_file():
+        raise UserError(f"the VM lab needs the project's vagrant/ folder and {BUILD_BOX} is not there "
+                        "(an installed provision does not carry it)",
+                        "run `provision vm` from a clone of the project, or `vagrant up` with your own "
+                        "Vagrantfile and then `provision vm inventory --no-lab`")
 
 
 def lock():
