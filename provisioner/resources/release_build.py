@@ -11,8 +11,10 @@ Archive layout (a deterministic tar.gz: sorted entries, fixed mtime, root:root, 
 
     release.json            {"id", "python", "machine", "requirements": "app/<app_requirements>",
                              "files", "wheels": [...]}
-    app/...                 the app directory (without __pycache__, *.pyc, .git, venvs, tool caches)
+    app/...                 the app directory, less what release_files.py leaves out (.git, .env,
+                            venvs, node_modules, build outputs, .gitignore and .provisionignore)
     wheels/*.whl            every wheel `pip install` needs, for CPython <python> on <machine>
+                            (downloaded by the pip release_pip.py finds)
 
 Host layout and install (done by the engine, one release per directory):
 
@@ -40,7 +42,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from pathlib import Path
 from provisioner.errors import UserError
 
 from .release_files import Entry, collect
+from .release_pip import pip_command
 
 LAYOUT_VERSION = "1"
 APP_DIR = "app"
@@ -172,7 +174,7 @@ def _wheelhouse(req_file: Path, key: str, python_version: str, machine: str, cac
     try:
         if _has_requirements(req_file):
             cmd = [
-                sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
+                *pip_command(cache), "download", "--disable-pip-version-check", "--no-input",
                 "--only-binary=:all:", "--python-version", python_version, "--implementation", "cp",
             ]
             for tag in platform_tags(machine):
@@ -327,7 +329,8 @@ def plan_release(app_dir: Path, requirements: str, python_version: str, machine:
     entries = collect(app_dir)
     if not any(e.rel == req_rel.as_posix() for e in entries):
         raise UserError(f"requirements file {requirements!r} is excluded from the release",
-                        "move it out of __pycache__/.git/venv directories")
+                        "move it out of what .gitignore/.provisionignore exclude, or take it back there "
+                        "with a `!` line")
 
     target = f"cp{python_version.replace('.', '')}-{machine}"
     req_key = hashlib.sha256()
