@@ -1,6 +1,5 @@
 """Shared test setup: every test belongs to one tier (unit, lab, vm); the run ends with each tier's time."""
 
-import time
 from collections import defaultdict
 
 import pytest
@@ -20,16 +19,16 @@ def pytest_collection_modifyitems(items):
         raise pytest.UsageError(f"tests without a tier marker (unit, lab or vm): {untiered[:5]}")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    started = time.monotonic()
-    yield
-    _spent[_tier(item)] += time.monotonic() - started
-    _count[_tier(item)] += 1
+def pytest_runtest_logreport(report):
+    """Each test's setup, call and teardown time, by tier. Also under xdist: the reports reach the
+    controlling process, so the sum is over every worker (test time, not wall time)."""
+    tier = next((t for t in TIERS if t in report.keywords), "untiered")
+    _spent[tier] += report.duration
+    _count[tier] += report.when == "setup"
 
 
 def pytest_terminal_summary(terminalreporter):
-    terminalreporter.section("time per tier")
+    terminalreporter.section("time per tier (summed over parallel workers)")
     for tier in TIERS:
         if _count[tier]:
             terminalreporter.write_line(f"{tier:<5} {_count[tier]:>3} tests  {_spent[tier]:7.1f} s")
