@@ -20,7 +20,8 @@ from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, 
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, Invalid, Kind, integer)
-from provisioner.config.front import METHODS, RATE, RATE_LOCATIONS
+from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
+                                      RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.vault import Undecrypted
 from provisioner.errors import UserError
@@ -74,6 +75,18 @@ SETTINGS: tuple[Setting, ...] = (
     S("rate_limit_burst", INT, 20, True, "requests over rate_limit let through at once before 429s"),
     S("rate_limit_locations", RATE_LOCATIONS, {}, False, "'[METHOD ]/path': rate of its own (replaces rate_limit)"),
     S("rate_limit_conn", INT, 0, True, "open connections per client address (0 = no limit)"),
+    S("tls", TLS_MODE, "off", True, "HTTPS: off, self-signed, files (tls_certificate + tls_key) or acme"),
+    S("https_port", PORT, 443, True, "nginx HTTPS port (http_port then redirects to it)"),
+    S("tls_certificate", CERTIFICATE, "", False, "tls files: the certificate chain (PEM text or a file here)"),
+    S("tls_key", PRIVATE_KEY, "", False, "tls files: the private key (always secret; 0600 root on the host)"),
+    S("hsts", BOOL, True, True, "Strict-Transport-Security for 2 years (never with self-signed)"),
+    S("acme_email", EMAIL, "", True, "tls acme: the account's e-mail (expiry notices)"),
+    S("acme_server", ACME_URL, "https://acme-v02.api.letsencrypt.org/directory", True, "tls acme: the ACME directory"),
+    S("cache_locations", PREFIXES, [], False, "path prefixes whose GET answers nginx keeps for cache_valid (empty = off)"),
+    S("cache_valid", NGINX_TIME, "1s", True, "how long a cached 200 answer is served without asking the app"),
+    S("waf", WAF_MODE, "off", True, "ModSecurity with the OWASP CRS: off, detect (log only) or block (403)"),
+    S("waf_paranoia", integer(1, 4), 1, True, "CRS paranoia level: 1 (few false positives) to 4"),
+    S("waf_exclusions", RULE_IDS, [], False, "CRS rule ids switched off (false positives of this app)"),
     S("uwsgi_processes", POSITIVE, 2, True, "uWSGI processes"),
     S("uwsgi_threads", POSITIVE, 2, True, "uWSGI threads per process"),
     S("uwsgi_socket", SOCKET, "/run/{app_name}/uwsgi.sock", True, "unix socket only"),
@@ -289,6 +302,7 @@ def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, wa
     if values["app_user"] == "root":
         raise UserError(f"app_user of {where} is root; the app must never run as root",
                         "leave app_user unset (it defaults to app_name) or name an unprivileged user")
+    check_tls(values, getattr(given, "bases", {}), where, base_dir)
     harakiri, read_timeout = values["uwsgi_harakiri"], values["uwsgi_read_timeout"]
     if "uwsgi_read_timeout" in given and harakiri and read_timeout <= harakiri:
         warnings.append(f"uwsgi_read_timeout ({read_timeout}s, {_origin(given, 'uwsgi_read_timeout') or where}) "

@@ -11,12 +11,12 @@ from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import assign, function
 
-from . import app, base, front, nginx, uwsgi
+from . import app, base, front, nginx, tls, uwsgi
 from .layout import Layout
 
 
 class NginxUwsgi(Stack):
-    roles = (base, app, uwsgi, nginx, front)
+    roles = (base, app, uwsgi, nginx, tls, front)
     templates = TEMPLATES_DIR
     log_services = ("nginx", "uwsgi", "app")
 
@@ -42,7 +42,9 @@ class NginxUwsgi(Stack):
         return self._look(v, "status.sh", QUICK=1) + "\n" + self._look(v, "doctor.sh", QUICK=1)
 
     def doctor(self, v) -> str:
-        return self._look(v, "doctor.sh", QUICK=0)
+        """doctor.sh, then doctor-front.sh (the app's journal, the certificate), each in a subshell."""
+        return "\n".join(["(", self._look(v, "doctor.sh", QUICK=0), ")", "(",
+                          self._look(v, "doctor-front.sh", **tls.doctor_params(v)), ")"])
 
     def _look(self, v, script: str, **params) -> str:
         """One of this folder's read-only scripts, with the host's paths and a health check (one try)."""

@@ -1,4 +1,5 @@
-"""Kinds of the settings of the production front (roles/front.py): allowed methods and rate limits.
+"""Kinds of the settings of the production front (roles/front.py, roles/tls.py): allowed methods, rate
+limits and HTTPS.
 
 Each check returns the value in the one form the nginx templates read, so a template never parses
 what a user wrote.
@@ -7,9 +8,12 @@ what a user wrote.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from provisioner.config.kinds import Invalid, Kind
+from provisioner.config.kinds import Invalid, Kind, text
+from provisioner.config.secret import Secret
+from provisioner.errors import UserError
 
 _METHOD = re.compile(r"[A-Z]+")
 _RATE = re.compile(r"[1-9][0-9]*r/[sm]")
@@ -69,7 +73,87 @@ def _locations(value: Any) -> dict[str, dict[str, Any]]:
     return dict(sorted(out.items(), key=lambda item: (-len(item[0].split()[-1]), " " not in item[0])))
 
 
+def _prefixes(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else None
+    if items is None or not all(isinstance(item, str) and _LOCATION.fullmatch(item) and " " not in item
+                                for item in items):
+        raise Invalid()
+    return list(dict.fromkeys(items))
+
+
 METHODS = Kind("HTTP methods separated by spaces", _methods, "GET HEAD POST")
 RATE = Kind("an nginx rate like 10r/s or 600r/m (empty = off)", _rate, "10r/s")
+PREFIXES = Kind("a list of URL path prefixes (letters, digits and ._~/-)", _prefixes, "[/healthz, /models]")
 RATE_LOCATIONS = Kind("a mapping of '[METHOD ]/path' to a rate", _locations,
                       "{'POST /predict': '2r/s burst=5', /healthz: 50r/s}")
+
+
+def _waf_mode(value: Any) -> str:
+    if value is False or value is None:   # YAML reads an unquoted `off` as false
+        return "off"
+    if value not in ("off", "detect", "block"):
+        raise Invalid()
+    return value
+
+
+def _rule_ids(value: Any) -> list[int]:
+    if value is None:
+        return []
+    ids = value if isinstance(value, list) else None
+    if ids is None or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 10_000_000 for i in ids):
+        raise Invalid()
+    return list(dict.fromkeys(ids))
+
+
+def _tls_mode(value: Any) -> str:
+    if value is False or value is None:   # YAML reads an unquoted `off` as false
+        return "off"
+    if value not in ("off", "self-signed", "files", "acme"):
+        raise Invalid()
+    return value
+
+
+def _pem(secret: bool):
+    """PEM text (kept secret for a key) or a file on this machine (made absolute by check_tls)."""
+    def check(value: Any) -> str | Path:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str) and value.lstrip().startswith("-----BEGIN "):
+            return Secret(value) if secret else value
+        if not isinstance(value, (str, Path)) or "\n" in str(value):
+            raise Invalid()
+        return Path(value).expanduser()
+    return check
+
+
+WAF_MODE = Kind("off, detect or block", _waf_mode, "block")
+RULE_IDS = Kind("a list of ModSecurity rule ids", _rule_ids, "[920350, 942100]")
+TLS_MODE = Kind("off, self-signed, files or acme", _tls_mode, "acme")
+CERTIFICATE = Kind("PEM text or a file on this machine", _pem(secret=False), "certs/api.example.com.pem")
+PRIVATE_KEY = Kind("PEM text or a file on this machine", _pem(secret=True), "!vault | ...")
+EMAIL = text("an e-mail address (or empty)", r"([^@\s;{}#]+@[^@\s;{}#]+)?", "ops@example.com")
+ACME_URL = text("an https URL of an ACME directory", r"https://[^\s;{}#'\"]+",
+                "https://acme-v02.api.letsencrypt.org/directory")
+
+
+def check_tls(values: dict, bases: dict, where: str, base_dir: Path) -> None:
+    """What the TLS settings need together: files that exist for `files`, host names for `acme`."""
+    for name in ("tls_certificate", "tls_key"):
+        value = values[name]
+        if isinstance(value, Path):
+            path = value if value.is_absolute() else (Path(bases.get(name, base_dir)) / value).resolve()
+            if not path.is_file():
+                raise UserError(f"{name} of {where} is {path}, which is not a file",
+                                f"set {name} to the PEM file (relative paths are relative to the inventory file)")
+            values[name] = path
+    mode = values["tls"]
+    if mode == "files" and not (values["tls_certificate"] and values["tls_key"]):
+        raise UserError(f"tls of {where} is files but tls_certificate or tls_key is not set",
+                        "set tls_certificate (the chain) and tls_key (the key, best as !vault) or pick another tls")
+    names = values["server_name"].split()
+    if mode == "acme" and (names == ["_"] or any("*" in name for name in names)):
+        raise UserError(f"tls of {where} is acme but server_name is {values['server_name']!r}: an HTTP-01 "
+                        "certificate needs the site's host names, without wildcards",
+                        "set server_name to the names clients use (e.g. api.example.com)")

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -112,33 +113,40 @@ class SilentUpstream:
         self.sock.close()
 
 
+@contextmanager
+def serving(prefix: Path, site: str, port: int, head: str = ""):
+    """A real nginx on 127.0.0.1:port with `site` (paths under /var/log/nginx moved under `prefix`),
+    once `nginx -t` passes without a warning; `head` goes before its main config. Ends with the block."""
+    prefix.mkdir(exist_ok=True)
+    (prefix / "site.conf").write_text(site.replace("/var/log/nginx/", f"{prefix}/logs/")
+                                      .replace(f"listen {port} ", f"listen 127.0.0.1:{port} "))
+    conf = _nginx_conf(prefix, prefix / "site.conf", port_user=head + ("user root root;\n" if os.geteuid() == 0 else ""))
+    checked = _nginx_t(conf, prefix)
+    assert checked.returncode == 0 and "[warn]" not in checked.stderr, checked.stderr
+    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log"),
+                             "-g", "daemon off;"])
+    try:
+        _wait(lambda: _port_open(port) or proc.poll() is not None, 20, "nginx to listen")
+        yield
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        proc.wait(timeout=20)
+
+
 @pytest.fixture
 def front_nginx(tmp_path):
-    """nginx on 127.0.0.1 with the site (every front feature on) and the default server, in front of
-    a socket that never answers; uwsgi_read_timeout 1 s. Yields (port, v)."""
+    """nginx with the site (every front feature on) and the default server, in front of a socket that
+    never answers; uwsgi_read_timeout 1 s. Yields (port, v)."""
     port = _free_port()
     sock = tmp_path / "app.sock"
     v = settings(**EVERYTHING, http_port=port, uwsgi_socket=str(sock), uwsgi_harakiri=0,
                  uwsgi_read_timeout=1, client_max_body_size="1k")
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    text = render("nginx/site.conf.j2", ctx(v)).replace("/var/log/nginx/", f"{prefix}/logs/")
-    text += render("nginx/default-server.conf.j2", ctx(v))
-    site = prefix / "site.conf"
-    site.write_text(text.replace(f"listen {port} ", f"listen 127.0.0.1:{port} "))
-    user = f"user root {'root'};\n" if os.geteuid() == 0 else ""
-    conf = _nginx_conf(prefix, site, port_user=user)
-    checked = _nginx_t(conf, prefix)
-    assert checked.returncode == 0 and "[warn]" not in checked.stderr, checked.stderr
     upstream = SilentUpstream(sock)
-    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log"),
-                             "-g", "daemon off;"])
     try:
-        _wait(lambda: _port_open(port) or proc.poll() is not None, 10, "nginx to listen")
-        yield port, v
+        with serving(tmp_path / "nginx", render("nginx/site.conf.j2", ctx(v)) +
+                     render("nginx/default-server.conf.j2", ctx(v)), port):
+            yield port, v
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        proc.wait(timeout=10)
         upstream.close()
 
 
