@@ -1,13 +1,14 @@
-"""The production front on a real host, through the real CLI: one fresh host carries every check.
+"""The production front on real hosts, through the real CLI; each test's one fresh host carries many checks.
 
-JSON error pages (405, 413, 429, 502) with the security headers, a request for an unknown host name
+The front: JSON error pages (405, 413, 429, 502) with the security headers, a request for an unknown host name
 closed without an answer, a burst over the rate limit of POST /predict answered 429 while /healthz
 under its own limit is not, the micro-cache (MISS, HIT, never POST, the last answer while the app is
 down), the WAF (SQL injection and XSS probes 403 and logged by rule id in block mode, passed and logged
 in detect mode), and a re-deploy with all of it on that changes nothing (1 remote script).
+HTTPS self-signed (h2, 308, unknown SNI refused, made once), then every cause of a 5xx broken on
+purpose and named by `provision doctor`. HTTPS by ACME: test_acme.py.
 """
 
-import base64
 import http.client
 import json
 import os
@@ -25,8 +26,7 @@ import pytest
 
 from provisioner import PROJECT_ROOT
 from provisioner.labs.container import write_inventory
-from tests.lab import pebble
-from tests.lab.test_deploy import deploy_json, own_known_hosts, provision, remote  # noqa: F401  (an autouse fixture)
+from tests.lab.test_deploy import deploy_json, own_known_hosts, remote  # noqa: F401  (an autouse fixture)
 
 pytestmark = pytest.mark.lab
 
@@ -202,70 +202,3 @@ def test_https_self_signed_then_doctor_names_each_cause(lab_hosts, tmp_path):
     for cause in ("unavailable modifier requested: 0", "HARAKIRI", "invalid request block size",
                   "upstream timed out", f"does not cover {SITE}", "in less than 14 days"):
         assert cause in out, (cause, out)
-
-
-@pytest.fixture
-def pebble_beside(lab_hosts, tmp_path):
-    """A fresh lab host and pebble beside it (names: SITE -> the host; www.lab.test -> pebble itself, where
-    nothing answers HTTP, so its challenge fails). The host trusts pebble's own TLS certificate."""
-    [host] = lab_hosts(1)
-    server = pebble.start(host.instance, host.address, {SITE: host.address,
-                                                        "www.lab.test": pebble.address_beside(host.address)}, tmp_path)
-    try:
-        inventory = write_inventory([host], tmp_path / "inv.yml")
-        trusted = base64.b64encode(server.tls_ca.read_bytes()).decode()
-        remote(inventory, host.name, f"mkdir -p /usr/local/share/ca-certificates && echo {trusted} | base64 -d > "
-                                     "/usr/local/share/ca-certificates/pebble-lab.crt")
-        yield host, server
-    finally:
-        pebble.stop(server, host.instance)
-
-
-def served_certificate(address, root):
-    """The serial of the certificate the site serves, verified against `root`, and the protocol (h2)."""
-    context = ssl.create_default_context(cafile=str(root))
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=SITE) as conn:
-            return conn.getpeercert()["serialNumber"], conn.selected_alpn_protocol()
-
-
-def test_acme_certificate_by_http01_renewed_without_restart(pebble_beside, tmp_path):
-    host, server = pebble_beside
-    acme = {"server_name": SITE, "tls": "acme", "acme_server": server.directory, "acme_email": "ops@lab.test"}
-    inventory = write_inventory([host], tmp_path / "inv.yml", group_vars=acme)
-    code, [first] = deploy_json(inventory)
-    assert (code, first["status"]) == (0, "changed"), first
-    assert [h["name"] for h in first["handlers"]][-1] == "obtain certificate"
-    root = server.issuing_root(tmp_path / "pebble-root.pem")
-    serial, protocol = served_certificate(host.address, root)
-    assert protocol == "h2"
-
-    master = on_host(inventory, host.name, "systemctl show -p MainPID --value nginx").strip()
-    on_host(inventory, host.name, "certbot renew --force-renewal --no-random-sleep-on-renew")
-    renewed, _ = served_certificate(host.address, root)
-    assert renewed != serial, "the renewed certificate is served"
-    assert on_host(inventory, host.name, "systemctl show -p MainPID --value nginx").strip() == master, \
-        "reloaded by the deploy hook, never restarted"
-
-    code, [again] = deploy_json(inventory)
-    assert (code, again["status"], again["changed"], again["handlers"]) == (0, "ok", 0, []), again
-    assert again["remote"]["channels"] == 1
-
-    report = tmp_path / "testssl.json"
-    # everything but the client simulation and GREASE (minutes more, nothing a HIGH finding comes from)
-    subprocess.run(["testssl", "-p", "-s", "-f", "-P", "-S", "-h", "-U", "--quiet", "--color", "0", "--warnings", "off",
-                    "--nodns", "none", "--ip",
-                    host.address, "--add-ca", str(root), "--jsonfile", str(report), f"{SITE}:443"],
-                   capture_output=True, timeout=900)
-    findings = json.loads(report.read_text())
-    assert "offered" in next(f["finding"] for f in findings if f["id"] == "TLS1_3"), "testssl reached the site"
-    assert not [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")], findings
-
-    # A challenge that fails (www.lab.test leads pebble nowhere): one line why; the old certificate serves on.
-    inventory = write_inventory([host], tmp_path / "inv.yml", group_vars={**acme, "server_name": f"{SITE} www.lab.test"})
-    result = provision("deploy", "-H", "lab", "-i", inventory, check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    why = [line for line in (result.stdout + result.stderr).splitlines() if "certbot could not get" in line]
-    assert len(why) == 1 and "www.lab.test" in why[0], result.stdout + result.stderr
-    assert served_certificate(host.address, root)[0] == renewed
