@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,9 @@ MANIFEST = "release.json"
 # Every archive entry gets this mtime (2000-01-01): byte-identical archives for identical input.
 ARCHIVE_MTIME = 946684800
 KEEP_ARCHIVES = 10
+# An archive used this recently may be on its way to a host in another run (parallel deploys, parallel
+# test workers share the cache): never pruned, however many there are.
+PRUNE_UNUSED_FOR = 3600
 
 MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -253,10 +257,17 @@ def _write_archive(path: Path, app_dir: Path, entries: list[Entry], wheel_dir: P
         raise
 
 
+def _last_used(archive: Path) -> float:
+    try:
+        return archive.stat().st_mtime
+    except FileNotFoundError:  # another run pruned it meanwhile
+        return 0.0
+
+
 def _prune(release_dir: Path, keep: Path) -> None:
-    archives = sorted(release_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    archives = sorted(release_dir.glob("*.tar.gz"), key=_last_used, reverse=True)
     for old in archives[KEEP_ARCHIVES:]:
-        if old != keep:
+        if old != keep and time.time() - _last_used(old) > PRUNE_UNUSED_FOR:
             old.unlink(missing_ok=True)
             old.with_name(old.name[: -len(".tar.gz")] + ".json").unlink(missing_ok=True)
 

@@ -261,6 +261,17 @@ def test_old_archives_are_pruned(tmp_path, no_pip, monkeypatch):
     assert left == sorted(r.archive.name for r in built[-2:])
 
 
+def test_an_archive_used_within_the_hour_is_never_pruned(tmp_path, no_pip, monkeypatch):
+    """Another run (a parallel deploy, a parallel test worker) may be uploading it right now."""
+    monkeypatch.setattr(rel, "KEEP_ARCHIVES", 1)
+    app = make_app(tmp_path)
+    built = []
+    for i in range(3):
+        (app / "pkg" / "wsgi.py").write_text(f"# {i}\n")
+        built.append(build_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c"))
+    assert all(r.archive.is_file() for r in built)
+
+
 def test_example_app_packs(tmp_path, no_pip, monkeypatch):
     """The real example app (wheels stubbed: this test does no network)."""
     from provisioner import PROJECT_ROOT
