@@ -2,7 +2,7 @@
 host in a network namespace of the test's own (tests/lab/pebble.py). The certificate is obtained by
 HTTP-01 during the deploy; a client trusting pebble's root verifies the chain and gets h2; a forced
 renewal is served after a reload (same nginx master); testssl.sh finds nothing HIGH or CRITICAL; a
-re-deploy changes nothing; a challenge that fails fails the deploy in one line, the old certificate
+re-deploy with every feature of the front on changes nothing; a challenge that fails fails the deploy in one line, the old certificate
 serving on.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from provisioner.labs.container import write_inventory
 from tests.lab import pebble
 from tests.lab.test_deploy import deploy_json, own_known_hosts, provision, remote  # noqa: F401  (an autouse fixture)
-from tests.lab.test_front import SITE, on_host
+from tests.lab.test_front import FRONT, SITE, on_host
 
 pytestmark = pytest.mark.lab
 
@@ -50,7 +50,8 @@ def served_certificate(address, root):
 
 def test_acme_certificate_by_http01_renewed_without_restart(pebble_beside, tmp_path):
     host, server = pebble_beside
-    acme = {"server_name": SITE, "tls": "acme", "acme_server": server.directory, "acme_email": "ops@lab.test"}
+    # every feature of the front on, so that the no-op re-deploy below covers them all together
+    acme = {**FRONT, "tls": "acme", "acme_server": server.directory, "acme_email": "ops@lab.test"}
     inventory = write_inventory([host], tmp_path / "inv.yml", group_vars=acme)
     code, [first] = deploy_json(inventory)
     assert (code, first["status"]) == (0, "changed"), first
