@@ -1,6 +1,6 @@
 r"""Render the files the tool installs on a host (nginx site, uWSGI ini, systemd unit, env file).
 
-    render("nginx/site.conf.j2", {"v": settings, "release_dir": "/srv/model_api/current"})
+    render("nginx/site.conf.j2", {"v": settings, "paths": Layout.of(settings)})
 
 One cached jinja2 Environment per template root: StrictUndefined (a missing name is an error, never
 an empty string), keep_trailing_newline, no autoescape (these are config files, not HTML).

@@ -20,4 +20,4 @@ def handlers(v):
 def context(v) -> dict:
     """What every template of the app sees: the settings, and every path from the Layout."""
     at = Layout.of(v)
-    return {"v": v, "paths": at, "release_dir": at.current}
+    return {"v": v, "paths": at}

@@ -25,6 +25,11 @@ class Layout:
         return f"{self.current}/app"
 
     @property
+    def venv(self) -> str:
+        """The current release's virtualenv: uWSGI's `virtualenv`."""
+        return f"{self.current}/venv"
+
+    @property
     def uwsgi_dir(self) -> str:
         return "/etc/uwsgi/apps-provision"
 

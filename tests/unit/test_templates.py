@@ -27,6 +27,7 @@ from provisioner import PROJECT_ROOT, TEMPLATES_DIR
 from provisioner.errors import UserError
 from provisioner.templating import render
 from provisioner.stack.app import context
+from provisioner.stack.layout import Layout
 
 pytestmark = pytest.mark.unit
 
@@ -363,7 +364,7 @@ def test_undefined_in_a_real_template_is_reported_against_templates_dir():
 def test_missing_context_name_in_a_real_template():
     with pytest.raises(UserError) as e:
         render("uwsgi/app.ini.j2", {"v": settings()})
-    assert re.fullmatch(r"templates/uwsgi/app\.ini\.j2:\d+: undefined variable 'release_dir'", e.value.cause)
+    assert re.fullmatch(r"templates/uwsgi/app\.ini\.j2:\d+: undefined variable 'paths'", e.value.cause)
 
 
 def test_syntax_error_names_file_and_line(tmp_path):
@@ -443,6 +444,11 @@ def test_nginx_rejects_broken_extra_config(tmp_path):
     assert proc.returncode != 0 and "unknown directive" in proc.stderr
 
 
+def _missing_release(v, tmp_path: Path) -> dict:
+    """The ini's context with an app root that does not exist: uWSGI stops at chdir, after the config check."""
+    return {"v": v, "paths": Layout(v.app_name, str(tmp_path / "missing"))}
+
+
 def _uwsgi_parse(ini: Path) -> str:
     """uWSGI parses the whole ini (strict mode included) before it chdirs: with a release dir that
     does not exist, it stops right after the config check, so no server starts."""
@@ -463,16 +469,16 @@ def _uwsgi_parse(ini: Path) -> str:
 def test_uwsgi_strict_mode_accepts_the_ini(tmp_path, over):
     v = settings(**over)
     ini = tmp_path / "app.ini"
-    ini.write_text(render("uwsgi/app.ini.j2", {"v": v, "release_dir": str(tmp_path / "missing")}))
+    ini.write_text(render("uwsgi/app.ini.j2", _missing_release(v, tmp_path)))
     out = _uwsgi_parse(ini)
     assert "unknown config directive" not in out, out
-    assert f"chdir() to {tmp_path}/missing/app" in out, out  # got past the config check
+    assert f"chdir() to {tmp_path}/missing/current/app" in out, out  # got past the config check
 
 
 @needs_uwsgi
 def test_uwsgi_strict_check_is_real(tmp_path):
     v = settings()
-    text = render("uwsgi/app.ini.j2", {"v": v, "release_dir": str(tmp_path / "missing")})
+    text = render("uwsgi/app.ini.j2", _missing_release(v, tmp_path))
     ini = tmp_path / "app.ini"
     ini.write_text(text.replace("buffer-size", "bufer-size"))
     assert "[strict-mode] unknown config directive: bufer-size" in _uwsgi_parse(ini)
