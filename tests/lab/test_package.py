@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,29 +45,34 @@ def test_wheel_installed_in_a_fresh_venv_deploys_from_another_directory(lab_host
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PROVISION_KNOWN_HOSTS=str(tmp_path / "known_hosts"))
     version = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["version"]
 
-    # The wheel, from the checkout's files; the links provisioner/stack, templates, examples kept as links.
-    src, dist = tmp_path / "src", tmp_path / "dist"
-    shutil.copytree(CHECKOUT, src, symlinks=True, ignore=NOT_SOURCES)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, src], tmp_path, env)
-    [wheel] = dist.glob("provision-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top == {"provisioner"}, f"only provisioner is installed, not {sorted(top - {'provisioner'})}"
-    shipped = set(names)
-    roles = {f"provisioner/stack/{p.name}" for p in (CHECKOUT / "roles").iterdir() if p.suffix in (".py", ".sh")}
-    templates = {f"provisioner/templates/{p.relative_to(CHECKOUT / 'templates')}"
-                 for p in (CHECKOUT / "templates").rglob("*.j2")}
-    assert any(n.endswith(".sh") for n in roles) and templates
-    assert roles <= shipped, sorted(roles - shipped)
-    assert templates <= shipped, sorted(templates - shipped)
-    app = "provisioner/examples/model_api/"
-    for needed in ("requirements.txt", "model_api/wsgi.py", "model_api/model.json", "static/robots.txt"):
-        assert app + needed in shipped, needed
-
-    # A fresh venv outside the checkout; dependencies from PyPI (pip's cache makes repeats quick).
+    # A fresh venv outside the checkout, made while the wheel is built (venv's ensurepip is slow).
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", venv], tmp_path, env)
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(run, [sys.executable, "-m", "venv", venv], tmp_path, env)
+
+        # The wheel, from the checkout's files; the links provisioner/stack, templates, examples kept as links.
+        src, dist = tmp_path / "src", tmp_path / "dist"
+        shutil.copytree(CHECKOUT, src, symlinks=True, ignore=NOT_SOURCES)
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, src], tmp_path, env)
+        [wheel] = dist.glob("provision-*.whl")
+        names = zipfile.ZipFile(wheel).namelist()
+        top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+        assert top == {"provisioner"}, f"only provisioner is installed, not {sorted(top - {'provisioner'})}"
+        shipped = set(names)
+        roles = {f"provisioner/stack/{p.name}" for p in (CHECKOUT / "roles").iterdir() if p.suffix in (".py", ".sh")}
+        templates = {f"provisioner/templates/{p.relative_to(CHECKOUT / 'templates')}"
+                     for p in (CHECKOUT / "templates").rglob("*.j2")}
+        assert any(n.endswith(".sh") for n in roles) and templates
+        assert roles <= shipped, sorted(roles - shipped)
+        assert templates <= shipped, sorted(templates - shipped)
+        app = "provisioner/examples/model_api/"
+        for needed in ("requirements.txt", "model_api/wsgi.py", "model_api/model.json", "static/robots.txt"):
+            assert app + needed in shipped, needed
+        made.result()
+
+    # Installed with its dependencies from PyPI (pip's cache makes repeats quick).
     run([venv / "bin/python", "-m", "pip", "install", "-q", wheel], tmp_path, env)
+    [host] = lab_hosts(1)
 
     # The user's own directory, not the checkout, with their inventory in it.
     home = tmp_path / "user"
@@ -80,7 +86,6 @@ def test_wheel_installed_in_a_fresh_venv_deploys_from_another_directory(lab_host
     provision = venv / "bin/provision"
     assert run([provision, "--version"], home, env).strip() == f"provision {version}"
 
-    [host] = lab_hosts(1)
     write_inventory([host], home / "inv.yml")
     out = run([provision, "deploy", "-H", host.name, "-i", "inv.yml"], home, env)
     assert "1 changed" in out, out
