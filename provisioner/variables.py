@@ -65,6 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("server_name", SERVER_NAMES, "_", True, "nginx server_name"),
     S("http_port", PORT, 80, True, "nginx listen port"),
     S("nginx_listen_backlog", POSITIVE, 4096, True, "nginx accept queue on http_port (capped by net.core.somaxconn)"),
+    S("nginx_worker_connections", POSITIVE, 4096, True, "connections per nginx worker (two per proxied request)"),
     S("static_url", URL_DIR, "/static/", True, "served by nginx from the release"),
     S("static_dir", REL_PATH, "static", True, "relative to app_source"),
     S("static_expires", NGINX_TIME, "7d", True, "nginx expires for static files"),

@@ -93,7 +93,7 @@ if [ -S "$SOCKET" ]; then
 fi
 
 # --- the 502/504 signatures in the recent error log -----------------------------------------------
-recent=$(tail -n 500 "$ERROR_LOG" 2>/dev/null)
+recent=$(tail -n 500 "$ERROR_LOG" /var/log/nginx/error.log 2>/dev/null)
 signature() {
   count=$(printf '%s\n' "$recent" | grep -c -- "$1")
   if [ "$count" -gt 0 ]; then
@@ -106,5 +106,6 @@ signature "(111: Connection refused)" "a stale socket after uWSGI was killed" "s
 signature "(11: Resource temporarily unavailable)" "the socket's listen queue was full" "raise uwsgi_listen or uwsgi_processes"
 signature "upstream timed out" "the app answered slower than uwsgi_read_timeout" "raise uwsgi_read_timeout above uwsgi_harakiri"
 signature "prematurely closed" "a worker died mid-request (harakiri, crash)" "provision logs --service app"
+signature "worker_connections are not enough" "an nginx worker ran out of connections and reset clients" "raise nginx_worker_connections"
 signature "(104: Connection reset by peer)" "request headers larger than uwsgi_buffer_size" "raise uwsgi_buffer_size"
 exit 0

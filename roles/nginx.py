@@ -14,6 +14,7 @@ from .layout import Layout
 def resources(v):
     at = Layout.of(v)
     yield Packages(("nginx",), cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield Template("/etc/nginx/nginx.conf", "nginx/nginx.conf.j2", context(v), notify=("reload nginx",))
     yield Template(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
     yield Link(at.site_enabled, at.site_available, notify=("reload nginx",))
     yield Absent("/etc/nginx/sites-enabled/default", notify=("reload nginx",))

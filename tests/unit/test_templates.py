@@ -647,3 +647,22 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@needs_nginx
+def test_main_nginx_conf_passes_nginx_t_with_room_for_two_connections_per_request(tmp_path):
+    v = settings(nginx_worker_connections=2048)
+    text = render("nginx/nginx.conf.j2", ctx(v))
+    assert "worker_connections 2048;" in text and "worker_rlimit_nofile 5120;" in text
+    for sub in ("logs", "sites-enabled"):
+        (tmp_path / sub).mkdir()
+    text = (text.replace("/etc/nginx/sites-enabled/", f"{tmp_path}/sites-enabled/")
+                .replace("/var/log/nginx/", f"{tmp_path}/logs/").replace("/run/nginx.pid", f"{tmp_path}/nginx.pid"))
+    if os.geteuid() != 0:
+        text = text.replace("user www-data;", "")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    # Debian's prefix: modules-enabled loads modules by paths relative to it.
+    proc = subprocess.run([NGINX, "-t", "-c", str(conf), "-e", str(tmp_path / "logs" / "error.log")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
