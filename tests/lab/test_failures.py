@@ -302,6 +302,9 @@ def test_a_package_that_does_not_exist(main_host, tmp_path):
     assert http(m.host.address, "/healthz")[0] == 200
 
 
+APT_WAIT = 30
+
+
 def test_dpkg_lock_second_deploy_and_a_dropped_connection(main_host, tmp_path):
     """apt waits for a held dpkg lock, then fails clearly; meanwhile a second deploy is refused; a
     deploy whose connection drops is reported; once the lock is free, the next run converges."""
@@ -311,7 +314,9 @@ def test_dpkg_lock_second_deploy_and_a_dropped_connection(main_host, tmp_path):
                                        "\"w\"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(300)' </dev/null >/dev/null 2>&1 & "
                                        "echo $!").split()[0]
     try:
-        waits = main_inv(tmp_path / "waits.yml", m.host, base_packages=["tree"], apt_lock_timeout=6)
+        # Long enough that the second deploy below starts while the first still waits, even on a loaded
+        # machine (CI runs test files in parallel; 6 s was once not enough to start a second CLI).
+        waits = main_inv(tmp_path / "waits.yml", m.host, base_packages=["tree"], apt_lock_timeout=APT_WAIT)
         first = start("deploy", "-H", name, "-i", waits, "--json")
         try:
             wait_remote(m.inventory, name, f"! flock -n {DEPLOY_LOCK} true", 60)
@@ -331,7 +336,7 @@ def test_dpkg_lock_second_deploy_and_a_dropped_connection(main_host, tmp_path):
         assert refused["fix"] == "wait for it to finish, or set deploy_lock_timeout to wait for it"
 
         assert first.returncode == 1, out + err
-        assert first_report["seconds"] >= 6, "apt waited apt_lock_timeout for the lock"
+        assert first_report["seconds"] >= APT_WAIT, "apt waited apt_lock_timeout for the lock"
         assert "Unable to acquire the dpkg frontend lock" in first_report["error"], first_report["error"]
         assert f"Could not get lock /var/lib/dpkg/lock-frontend. It is held by process {holder} (python3)" \
             in first_report["details"]
