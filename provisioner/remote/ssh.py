@@ -165,8 +165,10 @@ class SshLink:
     def close(self) -> None:
         for conn in reversed(self.chain):  # the host first, then its hops
             conn.client.close()
-        if self._sock is not None:  # also wakes a connect that waits for the server (Ctrl-C)
+        # Ctrl-C's closer thread and the normal close may both get here: each works on its own
+        # reference (closing a socket twice is harmless; shutting a closed one down is an OSError).
+        sock, self._sock = self._sock, None
+        if sock is not None:  # also wakes a connect that waits for the server (Ctrl-C)
             with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
-            self._sock = None
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
