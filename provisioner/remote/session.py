@@ -8,6 +8,7 @@ shell lasts exactly as long as the connection.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import socket
 import threading
@@ -101,9 +102,12 @@ class Session:
         self._sudo_unconfirmed = True
 
     def close(self) -> None:
-        if self._chan is not None:
-            self._chan.close()
-            self._chan = None
+        # Ctrl-C's closer thread and the normal close may both get here: each takes its own
+        # reference, and a channel whose transport the other one already ended is closed anyway.
+        chan, self._chan = self._chan, None
+        if chan is not None:
+            with contextlib.suppress(EOFError, OSError):
+                chan.close()
         if self._link is not None:
             self._link.close()
         self._client = None
