@@ -1,46 +1,77 @@
-"""The `provision` command line: deploy, logs, status, run, and the labs."""
+"""The `provision` command line: deploy, logs, status, run, and the labs.
+
+Only typer is imported before the arguments are parsed: the engine, the stack, paramiko, jinja2
+and rich come in inside the command that needs them, so `provision --help` and a usage error cost
+an interpreter start and typer, nothing more (docs/performance.md; tests/unit/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import json
-import logging
-import shlex
-import queue
-import signal
+import os
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 try:  # typer >= 0.20 carries its own copy of click: its usage errors are not click's
     from typer._click.exceptions import ClickException
 except ImportError:
     from click.exceptions import ClickException
-from rich.console import Console
-from rich.markup import escape
 
-from .engine import findings, report
-from .engine.findings import Finding, Level
-from .engine.deploy import deploy as run_deploy
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .config.cli_options import inventory_options, selected_hosts
-from .inventory import Host
-from .labs.container.cli import app as lab_app
-from .labs.vm.cli import app as vm_app
-from .remote.session import Session, close_all, interrupt_all
-from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
-from .variables import redact
 
-app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .engine.findings import Finding
+    from .inventory import Host
+    from .remote.session import Session
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
-app.add_typer(lab_app, name="lab", help="Local container lab: bare Debian 12 / 13 hosts (systemd-nspawn).")
-app.add_typer(vm_app, name="vm", help="Vagrant VM lab (libvirt) and its inventory.")
-console = Console(highlight=False, soft_wrap=True)  # one message, one line: never wrapped
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# The sub-apps, imported only when the command line names them (each pulls in its lab's machinery).
+_SUB_APPS = {
+    "lab": ("provisioner.labs.container.cli", "Local container lab: bare Debian 12 / 13 hosts (systemd-nspawn)."),
+    "vm": ("provisioner.labs.vm.cli", "Vagrant VM lab (libvirt) and its inventory."),
+}
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The command a command line names: its first word that is not an option (for shell
+    completion, the words being completed)."""
+    words = os.environ["COMP_WORDS"].split()[1:] if "COMP_WORDS" in os.environ else argv[1:]
+    return next((w for w in words if not w.startswith("-")), None)
+
+
+def _add_sub_apps(argv: list[str]) -> None:
+    """Each sub-app: the real one when named, else an empty one that only lists it in --help."""
+    import importlib
+    named = _named_command(argv)
+    for name, (module, help_text) in _SUB_APPS.items():
+        sub = importlib.import_module(module).app if name == named else typer.Typer()
+        app.add_typer(sub, name=name, help=help_text)
+
+
+def __getattr__(name: str) -> "Console":
+    """`console` (stdout) and `err` (stderr): rich consoles made on first use, so rich is not
+    imported for --help; one message, one line: never wrapped."""
+    if name not in ("console", "err"):
+        raise AttributeError(name)
+    from rich.console import Console
+    made = globals()[name] = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+    return made
+
+
+def _stream(name: str) -> "Console":
+    return globals().get(name) or __getattr__(name)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+    return escape(text)
+
 
 HostOpt = Annotated[str, typer.Option("--host", "-H", help="Host or group name (comma list; 'all').")]
 InvOpt = Annotated[Optional[list[str]], typer.Option(
@@ -51,6 +82,7 @@ Forks = Annotated[int, typer.Option("--forks", "-f", min=1, help="Hosts worked o
 
 def _version(shown: bool) -> None:
     if shown:
+        import importlib.metadata
         print(f"provision {importlib.metadata.version('provision')}")
         raise typer.Exit()
 
@@ -63,14 +95,16 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
 
 
 def _hosts(host: str, inventory: Optional[list[str]], ask_become_pass: bool = False) -> list[Host]:
-    return selected_hosts(host, inventory, ask_become_pass, warn=lambda w: err.print(f"[yellow]warning:[/] {escape(w)}"),
-                          show=lambda line: console.print(line, markup=False))
+    return selected_hosts(host, inventory, ask_become_pass,
+                          warn=lambda w: _stream("err").print(f"[yellow]warning:[/] {_escape(w)}"),
+                          show=lambda line: _stream("console").print(line, markup=False))
 
 
 @contextlib.contextmanager
 def _progress():
     """A deploy's progress on stderr: on a terminal, one line per host, redrawn in place; otherwise
     (CI logs, a pipe) one plain line per event as it happens."""
+    err = _stream("err")
     if not err.is_terminal:
         yield lambda name, message: err.print(f"{name}: {message}", markup=False)
         return
@@ -99,23 +133,34 @@ def deploy(
     ask_become_pass: AskPass = False,
 ):
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
+    from .engine import report
+    from .engine.deploy import deploy as run_deploy
+    from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
     hosts = _hosts(host, inventory, ask_become_pass)
     with _progress() as progress:
         reports = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress)
     if json_out:
         print(report.as_json(reports, _secrets(hosts)))
     else:
-        report.show(console, reports, _secrets(hosts), check=check, verbose=verbose)
+        report.show(_stream("console"), reports, _secrets(hosts), check=check, verbose=verbose)
     raise typer.Exit(report.exit_code(reports, check))
 
 
-Source = Enum("Source", {name: name for name in STACK.log_services}, type=str)
+def _log_sources(chosen: Optional[list[str]]) -> Optional[list[str]]:
+    """--service: one of the default stack's log services (read from it only when `logs` runs)."""
+    from .stack import STACK
+    for name in chosen or ():
+        if name not in STACK.log_services:
+            names = ", ".join(repr(s) for s in STACK.log_services)
+            raise typer.BadParameter(f"{name!r} is not one of {names}.")
+    return chosen
 
 
-def _log_command(host: Host, sources: list[Source], lines: int, follow: bool) -> str:
+def _log_command(host: Host, sources: list[str], lines: int, follow: bool) -> str:
     """Every chosen log of the host (each once), read or followed at the same time."""
+    from .stack import STACK
     logs = STACK.logs(host.vars)
-    chosen = dict.fromkeys(log for source in sources for log in logs[source.value])
+    chosen = dict.fromkeys(log for source in sources for log in logs[source])
     return " & ".join(log.reader(lines, follow) for log in chosen) + " & wait"
 
 
@@ -125,13 +170,21 @@ def logs(
     host: HostOpt,
     inventory: InvOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep streaming until Ctrl-C.")] = False,
-    service: Annotated[Optional[list[Source]], typer.Option("--service", "-s", help="nginx, uwsgi or app (repeatable; default all).")] = None,
+    service: Annotated[Optional[list[str]], typer.Option(
+        "--service", "-s", metavar="[nginx|uwsgi|app]", callback=_log_sources,
+        help="nginx, uwsgi or app (repeatable; default all).")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines of history per log.")] = 20,
     ask_become_pass: AskPass = False,
 ):
     """Show (or follow) nginx's access and error logs and the app's uWSGI journal, host-prefixed."""
+    import queue
+    import threading
+
+    from .remote.session import Session, close_all
+    from .stack import STACK
+    from .variables import redact
     hosts = _hosts(host, inventory, ask_become_pass)
-    sources = service or list(Source)
+    sources = service or list(STACK.log_services)
     out: queue.Queue = queue.Queue()
     sessions: list[Session] = []
     width = max(len(h.name) for h in hosts)
@@ -162,9 +215,9 @@ def logs(
                 running -= 1
             elif isinstance(item, UserError):
                 failed += 1
-                err.print(f"[red]error:[/] {escape(item.cause)}\n  [dim]fix:[/] {escape(item.fix)}")
+                _stream("err").print(f"[red]error:[/] {_escape(item.cause)}\n  [dim]fix:[/] {_escape(item.fix)}")
             else:
-                console.print(item, markup=False, soft_wrap=True)
+                _stream("console").print(item, markup=False, soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -174,6 +227,10 @@ def logs(
 
 def _on_each(hosts: list[Host], forks: int, work):
     """Run `work(host, session)` on every host in parallel; unreachable hosts give their error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .remote.session import Session
+
     def one(h: Host):
         try:
             with Session(h) as session:
@@ -184,32 +241,36 @@ def _on_each(hosts: list[Host], forks: int, work):
         return list(pool.map(one, hosts))
 
 
-_LEVEL_STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "red"}
+_LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
 
 
 def _print_finding(f: Finding, with_fix: bool) -> None:
-    label = "" if f.level is Level.OK else f"[{_LEVEL_STYLE[f.level]}]{f.level.upper()}[/] "
-    console.print(f"  {escape(f.check)}: {label}{escape(f.found)}")
+    from .engine.findings import Level
+    console = _stream("console")
+    label = "" if f.level is Level.OK else f"[{_LEVEL_STYLE[f.level.value]}]{f.level.upper()}[/] "
+    console.print(f"  {_escape(f.check)}: {label}{_escape(f.found)}")
     if with_fix and f.fix and f.level is not Level.OK:
-        console.print(f"    [dim]fix:[/] {escape(f.fix)}")
+        console.print(f"    [dim]fix:[/] {_escape(f.fix)}")
 
 
 def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool) -> int:
     """Run a stack's read-only script on each host and print its lines and findings; the exit code."""
+    from .engine import findings
     hosts = _hosts(host, inventory, ask_become_pass)
+    console = _stream("console")
     code = 0
     for h, result in zip(hosts, _on_each(hosts, forks, lambda h, session: session.run(script(h.vars)).out)):
         console.print(f"[bold]{h.name}[/]")
         if isinstance(result, UserError):
             code = EXIT_UNREACHABLE
-            console.print(f"  [red]unreachable:[/] {escape(result.cause)}")
+            console.print(f"  [red]unreachable:[/] {_escape(result.cause)}")
             continue
         found, lines = findings.parse(result)
         for line in lines:
             console.print(f"  {line}", markup=False)
         for f in found:
             _print_finding(f, with_fix)
-        if with_fix and any(f.level is Level.FAIL for f in found):
+        if with_fix and any(f.level is findings.Level.FAIL for f in found):
             code = max(code, EXIT_FAILED)
     return code
 
@@ -218,6 +279,7 @@ def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_
 @inventory_options
 def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
     """Services, versions, current release, workers and health of each host."""
+    from .stack import STACK
     raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.status, with_fix=False))
 
 
@@ -225,6 +287,7 @@ def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_becom
 @inventory_options
 def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_become_pass: AskPass = False):
     """What is wrong with each host's served site, with what to do: exit 1 when something fails."""
+    from .stack import STACK
     raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True))
 
 
@@ -233,16 +296,20 @@ def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = 10, ask_becom
 def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Forks = 10,
         ask_become_pass: AskPass = False):
     """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
+    import shlex
+
+    from .variables import redact
     command = ctx.args[0] if len(ctx.args) == 1 else shlex.join(ctx.args)   # one argument: a shell line, as ssh takes
     if not command:
         raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")
     hosts = _hosts(host, inventory, ask_become_pass)
     results = _on_each(hosts, forks, lambda h, s: s.run(command))
+    console = _stream("console")
     code = 0
     for h, result in zip(hosts, results):
         if isinstance(result, UserError):
             code = max(code, EXIT_UNREACHABLE)
-            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {escape(result.cause)}")
+            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {_escape(result.cause)}")
             continue
         style = "green" if result.ok else "red"
         console.print(f"[bold]{h.name}[/] [{style}]rc={result.rc}[/]")
@@ -254,29 +321,36 @@ def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Fork
 
 
 def _interrupt(signum, frame) -> None:
-    """Ctrl-C: end every connection at once (threads waiting on a host give up), then stop."""
-    interrupt_all()
+    """Ctrl-C: end every connection at once (threads waiting on a host give up), then stop.
+    No connection was ever opened unless the session module was imported."""
+    session = sys.modules.get(f"{__package__}.remote.session")
+    if session is not None:
+        session.interrupt_all()
     raise KeyboardInterrupt
 
 
 def _json_error(cause: str, fix: str, code: int) -> None:
     """With --json, an error is a JSON object on stdout too, for the program reading it."""
     if "--json" in sys.argv:
+        import json
         print(json.dumps({"error": cause, "fix": fix, "exit_code": code}))
 
 
 def main() -> None:
+    import signal
     debug = "--debug" in sys.argv
     signal.signal(signal.SIGINT, _interrupt)
     if not debug:  # paramiko's own thread logs a lost or refused connection as tracebacks: we report it
+        import logging
         logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    _add_sub_apps(sys.argv)
     try:
         code = app(standalone_mode=False)  # typer turns Ctrl-C into 130
     except UserError as e:
         _json_error(e.cause, e.fix, e.code)
-        err.print(f"[red]error:[/] {escape(e.cause)}")
+        _stream("err").print(f"[red]error:[/] {_escape(e.cause)}")
         if e.fix:
-            err.print(f"  [dim]fix:[/] {escape(e.fix)}")
+            _stream("err").print(f"  [dim]fix:[/] {_escape(e.fix)}")
         if debug:
             raise
         code = e.code
@@ -289,9 +363,9 @@ def main() -> None:
     except Exception as e:  # a bug, not the user's doing
         if debug:
             raise
-        err.print(f"[red]internal error:[/] {type(e).__name__}: {e} (run again with --debug for the traceback)")
+        _stream("err").print(f"[red]internal error:[/] {type(e).__name__}: {e} (run again with --debug for the traceback)")
         code = EXIT_FAILED
     if code == EXIT_INTERRUPTED:
-        err.print("[red]interrupted:[/] every connection was closed; a step already running on a host finishes there")
-        err.print("  [dim]fix:[/] run the same command again; it converges")
+        _stream("err").print("[red]interrupted:[/] every connection was closed; a step already running on a host finishes there")
+        _stream("err").print("  [dim]fix:[/] run the same command again; it converges")
     sys.exit(code or 0)

@@ -8,13 +8,12 @@ import getpass
 import inspect
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from provisioner.config.vault import vault_from_options
-from provisioner.inventory import Host, default_inventory_path, load_inventory
-from provisioner.variables import Secret
+if TYPE_CHECKING:
+    from provisioner.inventory import Host
 
 _OPTIONS = {
     "extra_vars": (Annotated[Optional[list[str]], typer.Option(
@@ -52,6 +51,9 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
                    warn: Callable[[str], None], show: Callable[[str], None]) -> list[Host]:
     """The hosts `pattern` selects from the inventories, with -e/-u/--private-key/vault applied; with
     --list-hosts, `show` them as Ansible does and stop."""
+    from provisioner.config.vault import vault_from_options  # here: `provision --help` needs none of it
+    from provisioner.inventory import default_inventory_path, load_inventory
+    from provisioner.variables import Secret
     vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
                                _given.get("ask_vault_pass", False))
     inv = load_inventory(inventory or [default_inventory_path()], extra=_given.get("extra_vars") or [], vault=vault,
