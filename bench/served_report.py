@@ -83,7 +83,7 @@ def section(results: dict, notes: str) -> str:
 
 def write_report(results: dict) -> None:
     plot(results)
-    notes_file = RESULTS / "served-notes.md"
+    notes_file = Path(__file__).with_name("served-notes.md")  # the reasons, written by hand
     text = section(results, notes_file.read_text() if notes_file.exists() else "")
     current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if BEGIN in current and END in current:
