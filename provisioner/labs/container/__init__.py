@@ -33,7 +33,7 @@ from provisioner.errors import UserError
 
 from provisioner.labs import common
 
-from . import hosts, network, proxy, rootfs, state
+from . import hosts, limits, network, proxy, rootfs, state
 from .inventory import inventory_dict, write_inventory
 from .rootfs import DEFAULT_RELEASE, RELEASES
 from .state import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
@@ -277,6 +277,9 @@ def _create_hosts(st: dict, wanted: list[str], release: str | None, log: Log) ->
         return
     release = release or DEFAULT_RELEASE
     fs = rootfs.ensure(release, log=log)
+    others = sum(len(s["hosts"]) for i in state.all_instances() if i != instance for s in [state.load_state(i)] if s)
+    for limit, (old, new) in limits.ensure(others + len(st["hosts"]) + len(names)).items():
+        log(f"fs.inotify.{limit} raised from {old} to {new} for {others + len(st['hosts']) + len(names)} lab hosts")
     made: list[dict] = []
     t0 = time.monotonic()
     try:
@@ -338,3 +341,4 @@ def _down_locked(instance: str) -> None:
         proxy.stop()
         hosts.release_nspawn_tmpfs()
         network.firewall_remove()
+        limits.restore()
