@@ -1,7 +1,8 @@
 # The "obtain certificate" handler (roles/tls.py): certbot gets the certificate by HTTP-01 through
-# nginx's webroot, then $DIR links to it and nginx reloads. When certbot fails, the one line that says
-# why goes to $FAILED and the site keeps its old certificate; run again after the engine's rollback,
-# there is nothing to undo (the old certificate never stopped serving).
+# nginx's webroot, then $DIR links to it, stapling follows the certificate (tls-stapling.sh, before
+# this file) and nginx reloads. When certbot fails, the one line that says why goes to $FAILED and the
+# site keeps its old certificate; run again after the engine's rollback, there is nothing to undo (the
+# old certificate never stopped serving).
 # shellcheck disable=SC2154  # CERT_NAME, NAMES, SERVER, EMAIL, WEBROOT, DIR, FAILED: assigned before
 acme_obtain() {
     if [ -e "$FAILED" ]; then
@@ -29,6 +30,6 @@ acme_obtain() {
     rm -f "$log"
     ln -sfn "/etc/letsencrypt/live/$CERT_NAME/fullchain.pem" "$DIR/fullchain.pem" &&
         ln -sfn "/etc/letsencrypt/live/$CERT_NAME/privkey.pem" "$DIR/privkey.pem" &&
-        nginx -t -q && systemctl reload nginx
+        write_stapling_conf && nginx -t -q && systemctl reload nginx
 }
 acme_obtain

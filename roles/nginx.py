@@ -9,13 +9,15 @@ from provisioner.resources import Absent, Link, Packages, Service, Template
 
 from .app import context
 from .layout import Layout
+from .tls import NginxSiteTemplate
 
 
 def resources(v):
     at = Layout.of(v)
     yield Packages(("nginx",), cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
     yield Template("/etc/nginx/nginx.conf", "nginx/nginx.conf.j2", context(v), notify=("reload nginx",))
-    yield Template(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
+    # rendered for both of nginx's ways to turn on HTTP/2; the host's nginx version picks (roles/tls.py)
+    yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
     yield Link(at.site_enabled, at.site_available, notify=("reload nginx",))
     yield Absent("/etc/nginx/sites-enabled/default", notify=("reload nginx",))
     yield Service("nginx")

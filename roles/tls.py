@@ -6,18 +6,26 @@ templates/nginx/tls.conf.j2 (Mozilla intermediate) and tls-redirect.conf.j2 (HTT
 - acme: Debian's certbot, HTTP-01 through nginx's webroot. The site starts on a self-signed stand-in;
   the "obtain certificate" handler runs after nginx serves the challenge path, then links the site's
   files to certbot's. certbot's timer renews; its deploy hook reloads nginx (acme-reload.sh).
+OCSP stapling only for a certificate that names a responder (tls-stapling.sh): decided here from the
+file for `files`, never for self-signed, and on the host whenever certbot gets a certificate.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
+from provisioner import templating
 from provisioner.engine.handlers import Handler
+from provisioner.errors import UserError
 from provisioner.remote.quoting import assign, cmd
-from provisioner.resources import RUN_DIR, Decision, Directory, File, Packages, Resource, SystemFacts
+from provisioner.resources import RUN_DIR, Decision, Directory, File, Packages, Resource, SystemFacts, Template
 
 HERE = Path(__file__).parent
 ACME_WEBROOT = "/var/lib/provision/acme"   # tls-redirect.conf.j2 serves the challenges from here
 RENEW_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/provision-reload-nginx"
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)   # nginx's `http2 on;`; from here `listen ... http2` warns "deprecated"
 
 
 def tls_dir(v) -> str:
@@ -42,9 +50,52 @@ def _pem(value) -> str:
     return value if str(value).lstrip().startswith("-----BEGIN ") else Path(value).read_text()
 
 
+def ocsp_responder(pem: str, where: str = "tls_certificate") -> str:
+    """The OCSP responder URL the (first) certificate of a PEM chain names; "" when it names none."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        raise UserError(f"{where} is not a PEM certificate", "give the chain as PEM text or a .pem file") from None
+    try:
+        access = certificate.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    except x509.ExtensionNotFound:
+        return ""
+    return next((d.access_location.value for d in access if d.access_method == AuthorityInformationAccessOID.OCSP), "")
+
+
+def _stapling_params(v, responder: str = "-") -> dict[str, str]:
+    return {"CERT": f"{tls_dir(v)}/fullchain.pem", "RESPONDER": responder, "STAPLING": f"{tls_dir(v)}/stapling.conf"}
+
+
 def _script(name: str, **params) -> str:
     """One of this folder's shell files, after its parameters."""
     return "\n".join([*(assign(key, value) for key, value in params.items()), (HERE / name).read_text()])
+
+
+@dataclass
+class NginxSiteFile(File):
+    """The site's config in both of nginx's ways to turn on HTTP/2; the host's nginx version picks one.
+    Before 1.25.1 only `listen ... http2` exists (Debian 12's 1.22 refuses `http2 on;`); from 1.25.1
+    on (Debian 13's 1.26) the listen flag warns that it is deprecated."""
+
+    content_http2_on: str = ""
+
+    def decide(self, fact: dict, system: SystemFacts, want_diff: bool = False) -> Decision:
+        if system is not None and system.nginx_version >= HTTP2_DIRECTIVE_SINCE:
+            return File.decide(replace(self, content=self.content_http2_on), fact, system, want_diff)
+        return super().decide(fact, system, want_diff)
+
+
+class NginxSiteTemplate(Template):
+    """site.conf.j2 rendered twice when the stack is declared (`http2_directive` false, then true)."""
+
+    def __init__(self, path: str, template: str, context: dict, **options):
+        super().__init__(path, template, context, kind=NginxSiteFile, **options)
+
+    def rendered(self, templates: Path) -> File:
+        listen_flag, directive = (templating.render(self.template, {**self.context, "http2_directive": on}, templates)
+                                  for on in (False, True))
+        return NginxSiteFile(self.path, listen_flag, content_http2_on=directive, **self.options)
 
 
 @dataclass
@@ -109,23 +160,57 @@ class AcmeCertificate(Resource):
         return self.change(f"{reason}: certbot asks {self.server}", stand_in or ":")
 
 
+@dataclass
+class OcspStapling(Resource):
+    """stapling.conf beside the certificate (tls.conf.j2 includes it): stapling on only when the
+    certificate names an OCSP responder; `responder` "-" asks the host's certificate (acme)."""
+
+    params: dict[str, str]
+
+    def label(self) -> str:
+        return f"ocsp stapling {self.params['STAPLING']}"
+
+    def probe(self, want_diff: bool = False) -> str:
+        return "(\n" + _script("tls-stapling.sh", **self.params) + \
+            '\nstapling_conf | cmp -s - "$STAPLING" && echo current || echo outdated\n)'
+
+    def parse(self, out: str) -> str:
+        return out.strip()
+
+    def decide(self, fact: str, system: SystemFacts, want_diff: bool = False) -> Decision:
+        responder = self.params["RESPONDER"]
+        what = ("for the responder the certificate names" if responder == "-" else
+                f"for the responder {responder}" if responder else "none: the certificate names no OCSP responder")
+        if fact == "current":
+            return self.ok(f"stapling {what}")
+        return self.change(f"{'out of date' if fact == 'outdated' else 'unknown'}; stapling {what}",
+                           _script("tls-stapling.sh", **self.params) + "\nwrite_stapling_conf",
+                           backup=(self.params["STAPLING"],))
+
+
 def resources(v):
     if v.tls == "off":
         return
     directory = tls_dir(v)
-    packages = ("openssl", "certbot") if v.tls == "acme" else ("openssl",)
+    packages = ("openssl", "ca-certificates", *(("certbot",) if v.tls == "acme" else ()))   # roots: stapling
     yield Packages(packages, cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
     yield Directory(ACME_WEBROOT)
     yield Directory(directory, mode="0700")
+    responder = ""   # self-signed: never one
     if v.tls == "self-signed":
         yield SelfSignedCertificate(directory, names(v), notify=("reload nginx",))
     elif v.tls == "files":
-        yield File(f"{directory}/fullchain.pem", _pem(v.tls_certificate), notify=("reload nginx",))
+        chain = _pem(v.tls_certificate)
+        responder = ocsp_responder(chain, f"tls_certificate of {v.app_name}")
+        yield File(f"{directory}/fullchain.pem", chain, notify=("reload nginx",))
         yield File(f"{directory}/privkey.pem", _pem(v.tls_key), mode="0600", secret=True, notify=("reload nginx",))
     elif v.tls == "acme":
+        responder = "-"   # whatever certbot gets: the handler and the renewal hook write it again
+        shebang, reload = (HERE / "acme-reload.sh").read_text().split("\n", 1)
         yield Directory(str(Path(RENEW_HOOK).parent))
-        yield File(RENEW_HOOK, (HERE / "acme-reload.sh").read_text(), mode="0755")
+        yield File(RENEW_HOOK, f"{shebang}\n{_script('tls-stapling.sh', **_stapling_params(v))}\n{reload}", mode="0755")
         yield AcmeCertificate(directory, names(v), v.acme_server, notify=("obtain certificate",))
+    yield OcspStapling(_stapling_params(v, responder), notify=("reload nginx",))
 
 
 def handlers(v):
@@ -134,5 +219,6 @@ def handlers(v):
         return []
     failed = f"{RUN_DIR}/acme-failed"
     return [Handler("obtain certificate", explain=cmd("cat", failed), run=_script(
+        "tls-stapling.sh", **_stapling_params(v)) + "\n" + _script(
         "acme-obtain.sh", CERT_NAME=names(v)[0], NAMES=" ".join(names(v)), SERVER=v.acme_server, EMAIL=v.acme_email,
         WEBROOT=ACME_WEBROOT, DIR=tls_dir(v), FAILED=failed))]

@@ -39,5 +39,11 @@ def _parse_system(lines: list[str]) -> SystemFacts:
     stamp = lines[1].strip() if len(lines) > 1 else "never"
     age = now - int(stamp) if stamp.isdigit() else None
     pending = tuple(lines[2].split()[1:]) if len(lines) > 2 else ()
+    nginx = lines[3].split()[1:2] if len(lines) > 3 else []
     return SystemFacts(os_id=words[0], os_version=words[1], codename=words[2], machine=words[3],
-                       now=now, apt_lists_age=age, pending=pending)
+                       now=now, apt_lists_age=age, pending=pending, nginx_version=_version(nginx[0] if nginx else ""))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """'1.26.3' -> (1, 26, 3); () when the program is not installed."""
+    return tuple(int(part) for part in text.split(".") if part.isdigit())

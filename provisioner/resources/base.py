@@ -39,6 +39,7 @@ class SystemFacts:
     apt_lists_age: int | None = None  # seconds since the last apt-get update; None = never
     health: tuple[bool, str] | None = None  # the site's health answer (ok, text), when probed
     pending: tuple[str, ...] = ()  # marker names (pending_marker) of handlers an earlier run left to run
+    nginx_version: tuple[int, ...] = ()  # (1, 26, 3); () before nginx is installed
 
 
 @dataclass

@@ -202,3 +202,28 @@ def test_https_self_signed_then_doctor_names_each_cause(lab_hosts, tmp_path):
     for cause in ("unavailable modifier requested: 0", "HARAKIRI", "invalid request block size",
                   "upstream timed out", f"does not cover {SITE}", "in less than 14 days"):
         assert cause in out, (cause, out)
+
+
+def test_https_on_trixie_uses_http2_on_and_nginx_t_has_no_warning(lab_hosts, tmp_path):
+    """Debian 13's nginx 1.26 warns on `listen ... http2` (deprecated since 1.25.1): its site says `http2 on;`."""
+    [host] = lab_hosts(1, release="trixie")
+    inventory = write_inventory([host], tmp_path / "inv.yml", group_vars={"server_name": SITE, "tls": "self-signed"})
+    code, [first] = deploy_json(inventory)
+    assert (code, first["status"]) == (0, "changed"), first
+    assert on_host(inventory, host.name, "nginx -v 2>&1").startswith("nginx version: nginx/1.26")
+    checked = on_host(inventory, host.name, "nginx -t 2>&1")
+    assert "syntax is ok" in checked and "[warn]" not in checked and "[emerg]" not in checked, checked
+    site = on_host(inventory, host.name, "grep -E '^ *(listen|http2|ssl_stapling)' /etc/nginx/sites-available/model_api")
+    assert "    http2 on;\n" in site and "ssl http2" not in site, site
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text(on_host(inventory, host.name, "cat /etc/ssl/provision/model_api/fullchain.pem"))
+    context = ssl.create_default_context(cafile=str(cert))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection((host.address, 443), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=SITE) as conn:
+            assert (conn.version(), conn.selected_alpn_protocol()) == ("TLSv1.3", "h2")
+    assert ask_tls(host.address, "/healthz", cert)[0] == 200
+
+    code, [again] = deploy_json(inventory)
+    assert (code, again["status"], again["changed"], again["handlers"]) == (0, "ok", 0, []), again

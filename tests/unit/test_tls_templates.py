@@ -93,6 +93,7 @@ def tls_nginx(tmp_path):
     """nginx on 127.0.0.1 with tls files, HSTS, the default server and rate limits. Yields (http, https, cert)."""
     http_port, https_port = _free_port(), _free_port()
     cert, key = make_certificate(tmp_path / "tls")
+    (tmp_path / "tls" / "stapling.conf").write_text("# no responder\n")
     v = settings(tls="files", tls_certificate=str(cert), tls_key=str(key), server_name=SITE, http_port=http_port,
                  https_port=https_port, rate_limit="100r/s", uwsgi_socket=str(tmp_path / "none.sock"))
     prefix = tmp_path / "nginx"

@@ -2,8 +2,8 @@
 # Given: RESOURCES, the number of probe_N functions (each resource's probe); APT_STAMP, PENDING_DIR;
 # HEALTH=1 to run the `health` function alongside (its answer verifies a deploy that changes
 # nothing); LOCK_FILE when the deploy lock (lock.sh) must be held.
-# Output: `system` (os-release, machine, clock; apt lists' age; pending handlers), `fact N` per
-# resource, then `health` (exit code, answer).
+# Output: `system` (os-release, machine, clock; apt lists' age; pending handlers; nginx version),
+# `fact N` per resource, then `health` (exit code, answer).
 
 if [ -n "$LOCK_FILE" ] && [ -z "$PROVISION_LOCKED" ]; then
     cat "$LOCK_FILE.owner" 2>/dev/null
@@ -50,6 +50,8 @@ newest=$(ls -t /var/lib/apt/lists/*Release "$APT_STAMP" 2>/dev/null | head -n1)
 if [ -n "$newest" ]; then stat -c %Y "$newest"; else echo never; fi
 # shellcheck disable=SC2012  # the markers are named by provision
 echo "pending $(ls "$PENDING_DIR" 2>/dev/null | tr '\n' ' ')"
+# nginx's version (empty before it is installed): the site's templates differ on nginx >= 1.25.1
+echo "nginx $(nginx -v 2>&1 | sed -n 's|^nginx version: nginx/||p')"
 
 i=0
 while [ "$i" -lt "$RESOURCES" ]; do
