@@ -2,7 +2,7 @@
 
 from provisioner.resources import AppRelease, Directory, SystemUser
 
-from .layout import Layout
+from .layout import Layout, uwsgi_sockets
 
 
 def resources(v):
@@ -18,6 +18,7 @@ def handlers(v):
 
 
 def context(v) -> dict:
-    """What every template of the app sees: the settings, and every path from the Layout."""
+    """What every template of the app sees: the settings, every path from the Layout, and the socket
+    the app's unit binds (uwsgi_socket is a link to it)."""
     at = Layout.of(v)
-    return {"v": v, "paths": at}
+    return {"v": v, "paths": at, "main_socket": uwsgi_sockets(v.uwsgi_socket)[0]}

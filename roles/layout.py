@@ -64,3 +64,33 @@ class Layout:
     @property
     def error_log(self) -> str:
         return f"/var/log/nginx/{self.app_name}.error.log"
+
+    @property
+    def upstream_conf(self) -> str:
+        """A balancer's `upstream` of the app hosts (http level: conf.d is included by nginx.conf)."""
+        return f"/etc/nginx/conf.d/provision-{self.app_name}-upstream.conf"
+
+    @property
+    def upstream_name(self) -> str:
+        return f"provision_{self.app_name}_app"
+
+    @property
+    def firewall_rules(self) -> str:
+        """An app host's nftables table: the app's ports from the balancers only."""
+        return f"/etc/nftables-provision-{self.app_name}.nft"
+
+    @property
+    def firewall_unit(self) -> str:
+        return f"provision-firewall-{self.app_name}"
+
+    @property
+    def firewall_unit_file(self) -> str:
+        return f"/etc/systemd/system/{self.firewall_unit}.service"
+
+
+def uwsgi_sockets(link: str) -> tuple[str, str]:
+    """The app unit's socket and a restart's standby socket, beside `link` (uwsgi_socket, nginx's
+    path: a symlink to the one that serves; roles/uwsgi-swap.sh)."""
+    directory, _, name = link.rpartition("/")
+    stem = name.removesuffix(".sock")
+    return f"{directory}/{stem}-main.sock", f"{directory}/{stem}-standby.sock"

@@ -2,14 +2,24 @@
 
 The ini lives outside apps-enabled, and Debian's generic uwsgi service is kept off, so no second
 instance ever starts; the unit stops with SIGTERM, which is what makes die-on-term right.
+
+Restarts drop no request (docs/zero-downtime.md): nginx connects to `uwsgi_socket`, a symlink to the
+socket of the instance that serves; the handler starts a standby on a socket of its own, proves its
+health, points the link at it, restarts the unit and points the link back (uwsgi-swap.sh).
 """
 
+from pathlib import Path
+
 from provisioner.engine.handlers import Handler
-from provisioner.engine.verify import restart_unit, unit_failure, uwsgi_check
+from provisioner.engine.verify import uwsgi_check
+from provisioner.remote import scripts
+from provisioner.remote.quoting import Raw, assign, function
 from provisioner.resources import Directory, Packages, Service, SystemdUnit, Template
 
 from .app import context
-from .layout import Layout
+from .layout import Layout, uwsgi_sockets
+
+HERE = Path(__file__).parent
 
 
 def resources(v):
@@ -30,7 +40,24 @@ def handlers(v):
     at = Layout.of(v)
     return [Handler(
         "restart app",
-        run=restart_unit(at.unit),
+        run=swap_restart(v),
         verify=uwsgi_check(v.uwsgi_socket, v.health_path),
-        explain=unit_failure(at.unit),
+        # the journal of the instance that failed: the standby (a bad release) or the unit
+        explain="\n".join([f"UNIT=${{FAILED_UNIT:-{at.unit}}}", scripts.text("unit_failure.sh")]),
     )]
+
+
+def swap_restart(v) -> str:
+    """Shell: restart the app's unit while a proven standby takes the traffic (uwsgi-swap.sh)."""
+    at = Layout.of(v)
+    main, standby = uwsgi_sockets(v.uwsgi_socket)
+    params = dict(UNIT=at.unit, STANDBY_UNIT=f"{at.unit}-standby", INI=at.ini, ENV_FILE=at.env_file,
+                  LINK=v.uwsgi_socket, MAIN=main, STANDBY=standby,
+                  DRAIN_SECONDS=v.uwsgi_harakiri or DRAIN_WITHOUT_HARAKIRI)
+    return "\n".join([*(assign(k, value) for k, value in params.items()),
+                      function("healthy", uwsgi_check(Raw('"$1"'), v.health_path, tries=1)),
+                      (HERE / "uwsgi-swap.sh").read_text()])
+
+
+DRAIN_WITHOUT_HARAKIRI = 30
+"""Seconds an instance may take to answer what it accepted before it is restarted anyway."""

@@ -204,7 +204,7 @@ def test_uwsgi_ini_defaults():
         "plugins": "python3", "strict": "true",
         "chdir": "/srv/model_api/current/app", "virtualenv": "/srv/model_api/current/venv",
         "module": "model_api.wsgi", "callable": "app", "need-app": "true",
-        "socket": "/run/model_api/uwsgi.sock", "chmod-socket": "660",
+        "chmod-socket": "660",
         "chown-socket": "model_api:www-data", "uid": "model_api", "gid": "model_api",
         "listen": "1024", "master": "true", "processes": "2", "threads": "2",
         "enable-threads": "true", "single-interpreter": "true", "lazy-apps": "true",
@@ -246,7 +246,8 @@ def test_systemd_unit():
     body = lines(out)
     for expected in [
         "[Unit]", "[Service]", "[Install]", "Type=notify", "NotifyAccess=all",
-        "ExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-provision/model_api.ini",
+        "ExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-provision/model_api.ini"
+        " --socket /run/model_api/uwsgi-main.sock",
         "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM", "Restart=on-failure",
         "RuntimeDirectory=model_api", "RuntimeDirectoryMode=0755",
         "EnvironmentFile=/etc/uwsgi/apps-provision/model_api.env", "WantedBy=multi-user.target",
@@ -446,7 +447,7 @@ def test_nginx_rejects_broken_extra_config(tmp_path):
 
 def _missing_release(v, tmp_path: Path) -> dict:
     """The ini's context with an app root that does not exist: uWSGI stops at chdir, after the config check."""
-    return {"v": v, "paths": Layout(v.app_name, str(tmp_path / "missing"))}
+    return {**ctx(v), "paths": Layout(v.app_name, str(tmp_path / "missing"))}
 
 
 def _uwsgi_parse(ini: Path) -> str:
@@ -578,7 +579,7 @@ def test_example_release_served_by_uwsgi_behind_nginx(tmp_path):
     uwsgi_log = tmp_path / "uwsgi.log"
     nginx_proc = None
     with uwsgi_log.open("w") as log:
-        uwsgi_proc = subprocess.Popen([UWSGI, "--ini", str(ini)], stdout=log, stderr=subprocess.STDOUT,
+        uwsgi_proc = subprocess.Popen([UWSGI, "--ini", str(ini), "--socket", str(sock)], stdout=log, stderr=subprocess.STDOUT,
                                       env={k: val for k, val in os.environ.items()
                                            if k != "NOTIFY_SOCKET"})
     try:
