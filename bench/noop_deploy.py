@@ -1,41 +1,72 @@
-"""Benchmark: a no-op re-deploy of the full role set, on 1 and on 10 converged lab hosts.
+"""Benchmark: a no-op re-deploy of the full role set, at 1 host and at N converged lab hosts, beside its floor.
 
     sudo python bench/noop_deploy.py [--hosts 10] [--repeat 5] [--keep]
+    sudo python bench/noop_deploy.py --inventory lab.yml [--before /path/to/older/checkout] [--forks 4,10]
 
-Prints, for the whole `provision deploy` CLI process (wall time, median of --repeat runs):
-one host, ten hosts, and the remote commands per host (SSH channels opened and scripts run on
-them). For scale it also runs, in the same process against the same host, a baseline that does
-what per-operation tools do: one SSH exec per fact (the same probe snippets), on a plain
-paramiko connection. Goals (issue #2): <= 0.5 s for one host, <= 1.5 s for ten, <= 2 commands.
+Measures the whole `provision deploy` CLI process (wall time, median of --repeat interleaved rounds)
+and, in the same rounds, provision's own floor: OpenSSH (one `ssh` per host, all hosts at once)
+running exactly provision's probe script (the facts and the health check) and nothing else. The
+ratio provision / floor is the controller's overhead (Python start-up, imports, planning, paramiko);
+the floor itself is the probe's weight on the hosts. With --before, an older checkout runs in the
+same rounds, for a before/after from one run. With --forks, the N-host deploy is run once per value.
+Also once: what per-operation tools do, one SSH exec per fact (the same probe snippets, paramiko).
 Figures on this machine are noisy: compare ratios from one run, not numbers across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import paramiko
 from common import bench_lab, save
 
+from provisioner.engine import facts
 from provisioner.inventory import load_inventory
 from provisioner.stack import STACK
 
 INSTANCE = "bench"
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str) -> tuple[float, dict]:
+def cli(*args: str, checkout: Path = CHECKOUT) -> tuple[float, dict]:
+    """One `provision` process from `checkout` (its own package, not the installed one); seconds and report."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "provisioner", *args, "--json"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "provisioner", *args, "--json"], capture_output=True, text=True,
+                         env=env, cwd=checkout)
     seconds = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"provision {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return seconds, json.loads(out.stdout)
+
+
+def probe_floor(hosts: list, known_hosts: Path) -> float:
+    """OpenSSH running provision's exact probe (facts + health check) on every host at once: seconds."""
+    runs = []
+    for host in hosts:
+        resources, _ = STACK.declare(host.vars)
+        script = facts.probe_script(resources, health=STACK.health(host.vars, tries=1))
+        shell = "sh" if host.user == "root" else "sudo -n sh"
+        argv = ["ssh", "-q", "-i", str(host.key_file), "-p", str(host.port), "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=no",
+                f"{host.user}@{host.address}", shell]
+        runs.append((argv, script))
+    started = time.perf_counter()
+    procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for argv, _ in runs]
+    for proc, (_, script) in zip(procs, runs):
+        out, _ = proc.communicate(script)
+        if "@@provision health" not in out:
+            raise SystemExit(f"the floor's probe did not run: {out[-500:]}")
+    return time.perf_counter() - started
 
 
 def per_fact_baseline(inventory: Path, host_name: str) -> tuple[float, int]:
@@ -53,47 +84,78 @@ def per_fact_baseline(inventory: Path, host_name: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(resources)
 
 
+def noop(checkout: Path, pattern: str, inventory: Path, forks: int) -> tuple[float, dict]:
+    seconds, report = cli("deploy", "-H", pattern, "-i", str(inventory), "--forks", str(forks), checkout=checkout)
+    assert all(h["changed"] == 0 for h in report["hosts"]), report
+    return seconds, report
+
+
+def rounds(args, hosts: list, inventory: Path) -> dict[str, list[float]]:
+    """--repeat interleaved rounds of every variant; the seconds of each."""
+    known_hosts = Path(tempfile.mkdtemp(prefix="provision-floor-")) / "known_hosts"
+    checkouts = {"provision": CHECKOUT, **({"before": Path(args.before)} if args.before else {})}
+    n, first = len(hosts), hosts[0]
+    times: dict[str, list[float]] = {}
+    for _ in range(args.repeat):
+        times.setdefault("floor_1", []).append(probe_floor([first], known_hosts))
+        times.setdefault(f"floor_{n}", []).append(probe_floor(hosts, known_hosts))
+        for name, checkout in checkouts.items():
+            times.setdefault(f"{name}_1", []).append(noop(checkout, first.name, inventory, 1)[0])
+            for forks in args.forks:
+                key = f"{name}_{n}" + ("" if forks == n else f"_forks{forks}")
+                times.setdefault(key, []).append(noop(checkout, "all", inventory, forks)[0])
+    return times
+
+
+@contextlib.contextmanager
+def lab_or_inventory(args):
+    """The hosts: an existing converged lab (--inventory), or a bench lab brought up and converged."""
+    if args.inventory:
+        inventory = Path(args.inventory)
+        yield load_inventory(inventory).select("all"), inventory
+        return
+    started = time.perf_counter()
+    with bench_lab(args.hosts, INSTANCE, args.keep) as (hosts, inventory):
+        print(f"lab: {len(hosts)} hosts up in {time.perf_counter() - started:.1f} s")
+        seconds, first = cli("deploy", "-H", "all", "-i", str(inventory), "--forks", str(args.hosts))
+        print(f"converge: {len(first['hosts'])} hosts deployed from bare in {seconds:.1f} s")
+        yield load_inventory(inventory).select("all"), inventory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    parser.add_argument("--inventory", help="use these converged hosts (all of them) instead of a new lab")
+    parser.add_argument("--before", help="an older provision checkout to run in the same rounds")
+    parser.add_argument("--forks", default="", help="comma list of --forks values for the N-host deploy")
     args = parser.parse_args()
 
-    started = time.perf_counter()
-    with bench_lab(args.hosts, INSTANCE, args.keep) as (hosts, inventory):
-        print(f"lab: {len(hosts)} hosts up in {time.perf_counter() - started:.1f} s")
-        seconds, first = cli("deploy", "-H", "lab", "-i", str(inventory), "--forks", str(args.hosts))
-        print(f"converge: {len(first['hosts'])} hosts deployed from bare in {seconds:.1f} s")
-
-        one, ten, remote = [], [], None
-        for _ in range(args.repeat):
-            seconds, report = cli("deploy", "-H", hosts[0].name, "-i", str(inventory))
-            assert report["hosts"][0]["changed"] == 0, report
-            one.append(seconds)
-            remote = report["hosts"][0]["remote"]
-            seconds, report = cli("deploy", "-H", "lab", "-i", str(inventory), "--forks", str(args.hosts))
-            assert all(h["changed"] == 0 for h in report["hosts"]), report
-            ten.append(seconds)
+    with lab_or_inventory(args) as (hosts, inventory):
+        args.forks = [int(f) for f in args.forks.split(",") if f] or [len(hosts)]
+        times = rounds(args, hosts, inventory)
+        _, report = noop(CHECKOUT, hosts[0].name, inventory, 1)
+        remote = report["hosts"][0]["remote"]
         baseline, operations = per_fact_baseline(inventory, hosts[0].name)
 
-        figures = {
-            "one_host_s": round(statistics.median(one), 3),
-            "ten_hosts_s": round(statistics.median(ten), 3),
-            "hosts": len(hosts),
-            "remote_scripts_per_host": remote.get("scripts"),
-            "ssh_channels_per_host": remote.get("channels"),
-            "baseline_one_exec_per_fact_s": round(baseline, 3),
-            "baseline_operations": operations,
-        }
-        figures["baseline_over_provision"] = round(baseline / figures["one_host_s"], 2)
-        print(f"no-op deploy, 1 host : {figures['one_host_s']:.3f} s (median of {args.repeat}; goal <= 0.5 s)")
-        print(f"no-op deploy, {len(hosts)} hosts: {figures['ten_hosts_s']:.3f} s (goal <= 1.5 s)")
-        print(f"remote per host      : {remote.get('channels')} SSH channel, {remote.get('scripts')} scripts "
-              f"(goal <= 2 commands)")
-        print(f"baseline, one exec per fact ({operations} facts, no planning, same host): {baseline:.3f} s "
-              f"= {figures['baseline_over_provision']}x a whole provision no-op run")
-        save("noop_deploy", figures)
+    n = len(hosts)
+    figures: dict = {"hosts": n, "repeat": args.repeat, "medians_s": {}, "ratios": {}}
+    for key, values in times.items():
+        figures["medians_s"][key] = round(statistics.median(values), 3)
+    medians = figures["medians_s"]
+    for key, value in medians.items():
+        if not key.startswith("floor"):
+            count = key.split("_")[1]
+            figures["ratios"][f"{key}_over_floor"] = round(value / medians[f"floor_{count}"], 2)
+    figures.update(remote_scripts_per_host=remote.get("scripts"), ssh_channels_per_host=remote.get("channels"),
+                   baseline_one_exec_per_fact_s=round(baseline, 3), baseline_operations=operations)
+    for key, value in medians.items():
+        ratio = figures["ratios"].get(f"{key}_over_floor")
+        print(f"{key:24} {value:6.3f} s" + (f"   {ratio:.2f}x its floor" if ratio else ""))
+    print(f"remote per host: {remote.get('channels')} SSH channel, {remote.get('scripts')} script(s)")
+    print(f"one exec per fact ({operations} facts, no planning, one host): {baseline:.3f} s")
+    save("noop_deploy", figures)
 
 
 if __name__ == "__main__":

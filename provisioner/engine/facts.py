@@ -6,6 +6,8 @@ Each resource's probe becomes a function of the probe script, its output a secti
 
 from __future__ import annotations
 
+import shlex
+
 from ..remote import protocol, scripts
 from ..resources import APT_STAMP, PENDING_DIR, Resource, SystemFacts
 
@@ -18,7 +20,14 @@ def probe_script(resources: list[Resource], want_diff: bool = False, health: str
     if health:
         functions["health"] = health
     return scripts.script("probe.sh", functions, RESOURCES=len(resources), HEALTH=int(bool(health)),
-                          LOCK_FILE=lock_file, APT_STAMP=APT_STAMP, PENDING_DIR=PENDING_DIR)
+                          LOCK_FILE=lock_file, APT_STAMP=APT_STAMP, PENDING_DIR=PENDING_DIR,
+                          STAT_PATHS="\n".join(stat_paths(functions.values())))
+
+
+def stat_paths(probes) -> list[str]:
+    """The path of every probe that is one `stat_path PATH` call: probe.sh reads them all up front."""
+    calls = (shlex.split(probe) for probe in probes if probe.startswith("stat_path ") and "\n" not in probe)
+    return list(dict.fromkeys(words[1] for words in calls if len(words) >= 2))
 
 
 def parse(output: str, resources: list[Resource]) -> tuple[SystemFacts, list]:

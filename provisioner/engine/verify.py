@@ -1,8 +1,10 @@
 """Verify and explain: prove from the host itself that a service answers, and say why when it does not.
 
-The checks are small python3 programs (remote/scripts/*_check.py; python3 is on the host for the
-app anyway), sent on the shell's stdin; they retry for a few seconds because a restarted uWSGI
-loads its app lazily. The explanations are shell (remote/scripts/*_failure.sh) that read logs.
+The HTTP check through nginx is bash (remote/scripts/http_check.sh: no interpreter to start, and it runs
+on every probe); a redirect (a TLS front's 308) is followed by the python3 check, which speaks HTTPS.
+The uWSGI socket check is python3 (uwsgi_check.py; it runs only after a restart). Both are sent on the
+shell's stdin and retry for a few seconds, because a restarted uWSGI loads its app lazily. The
+explanations are shell (remote/scripts/*_failure.sh) that read logs.
 """
 
 from __future__ import annotations
@@ -11,9 +13,17 @@ from ..remote import protocol, scripts
 from ..remote.session import Session
 
 
+REDIRECTED = 3  # http_check.sh's exit code for a 3xx answer
+
+
 def http_check(port: int, host_header: str, path: str, tries: int = 20) -> str:
-    """Shell: GET http://127.0.0.1:PORT/PATH with a Host header; exit 0 on a 2xx/3xx answer."""
-    return scripts.python("http_check.py", f"http://127.0.0.1:{port}{path}", host_header, tries)
+    """Shell: GET http://127.0.0.1:PORT/PATH with a Host header; exit 0 on a 2xx answer (or on a
+    redirect's 2xx/3xx, followed by python3)."""
+    follow = scripts.python("http_check.py", f"http://127.0.0.1:{port}{path}", host_header, tries)
+    return "\n".join([f"if {scripts.bash('http_check.sh', port, host_header, path, tries)}",
+                      "then :",
+                      f"else case $? in {REDIRECTED}) {follow}", ";; *) false ;; esac",
+                      "fi"])
 
 
 def uwsgi_check(socket_path: str, path: str, tries: int = 30) -> str:

@@ -31,6 +31,11 @@ def script(name: str, functions: dict[str, str] | None = None, **params: object)
                       fragment(name, **params)])
 
 
+def bash(name: str, *args: object) -> str:
+    """Shell: run one of the bash programs here with bash on the host (on stdin: no file to copy)."""
+    return f"{cmd('bash', '-s', '--', *args)} <<'PROVISION_BASH'\n{text(name)}PROVISION_BASH"
+
+
 def python(name: str, *args: object) -> str:
     """Shell: run one of the Python programs here with python3 on the host (on stdin: no file to copy)."""
     return f"{cmd('python3', '-', *args)} <<'PROVISION_PY'\n{text(name)}PROVISION_PY"
