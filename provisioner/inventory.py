@@ -22,6 +22,7 @@ from provisioner.config.model import Model, merge
 from provisioner.config.patterns import select
 from provisioner.config.reading import parse_yaml, read_text, shown
 from provisioner.config.secret import as_secrets
+from provisioner.config.topology import with_topology
 from provisioner.config.vars_files import VarsDirs, extra_vars
 from provisioner.config.vault import Vault
 from provisioner.errors import UserError
@@ -111,6 +112,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
     hosts = {name: _host(name, in_groups, model, vars_dirs, command_line, highest)
              for name, in_groups in model.host_groups().items()}
     groups = model.members()
+    hosts = with_topology(hosts, groups)   # balancers and app hosts: provisioner/config/topology.py
     vars_dirs.warn_about_strays(set(groups), set(hosts))
     for name in set(groups) & set(hosts):
         model.warn(f"{name!r} is both a host and a group; selecting it selects both")

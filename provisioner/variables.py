@@ -23,6 +23,7 @@ from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, 
 from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
+from provisioner.config.topology import SERIAL, UPSTREAM_METHOD
 from provisioner.config.vault import Undecrypted
 from provisioner.errors import UserError
 
@@ -121,9 +122,24 @@ SETTINGS: tuple[Setting, ...] = (
     S("ansible_become_password", PASSWORD, None, False, "sudo password (always secret)"),
     S("ansible_ssh_common_args", SSH_ARGS, "", False, "SSH options (parsed into Host.ssh_args)"),
     S("ansible_ssh_extra_args", SSH_ARGS, "", False, "more SSH options (parsed into Host.ssh_args)"),
+    # A site of many hosts (provisioner/config/topology.py, docs/topology.md).
+    S("lb_group", UNIX_NAME, "lb", False, "inventory group of the balancers"),
+    S("app_hosts_group", UNIX_NAME, "app", False, "inventory group of the app hosts behind them"),
+    S("private_address", HOST, lambda values: values["ansible_host"], True, "where balancers reach this host"),
+    S("upstream_method", UPSTREAM_METHOD, "least_conn", False, "how a balancer picks an app host"),
+    S("upstream_max_fails", INT, 1, True, "failed tries that take an app host out for upstream_fail_timeout"),
+    S("upstream_fail_timeout", NGINX_TIME, "10s", True, "how long a failed app host is left out"),
+    S("upstream_connect_timeout", NGINX_TIME, "1s", True, "a balancer gives up connecting to an app host"),
+    S("upstream_keepalive", INT, 32, True, "idle connections each balancer worker keeps to the app hosts"),
+    S("upstream_tries", POSITIVE, 3, True, "app hosts one request may be tried on"),
+    S("upstream_retry_non_idempotent", BOOL, False, True, "also retry POST/PATCH on another app host"),
+    S("firewall", BOOL, True, False, "app hosts admit http_port from the balancers only (nftables)"),
+    S("serial", SERIAL, "", False, "deploy in batches of N hosts or N% (rolling release)"),
 )
 del S
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# Computed from the whole inventory, not set by a user: a host's place in a site of many hosts.
+STANDALONE = {"site_tier": "single", "upstream": [], "balancers": []}
 
 # Other names Ansible gives the connection settings (the canonical name wins when both are set).
 ALIASES = {
@@ -284,6 +300,7 @@ def resolve(raw: Mapping, *, where: str, base_dir: Path) -> "Vars":
         else:
             values[setting.name] = _check(setting, _default(setting, values), where, "")
     _check_together(values, given, where, Path(base_dir), warnings)
+    values.update(STANDALONE)   # until the inventory's topology says otherwise (config/topology.py)
     return Vars(values, warnings)
 
 

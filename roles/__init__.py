@@ -11,12 +11,25 @@ from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import assign, function
 
-from . import app, base, front, nginx, tls, uwsgi
+from . import app, balancer, base, firewall, front, nginx, tls, uwsgi
 from .layout import Layout
 
 
+class NotOnBalancers:
+    """A role that a balancer skips: it runs no app (docs/topology.md)."""
+
+    def __init__(self, role):
+        self.role = role
+
+    def resources(self, v):
+        return () if v.site_tier == "balancer" else self.role.resources(v)
+
+    def handlers(self, v):
+        return [] if v.site_tier == "balancer" else self.role.handlers(v)
+
+
 class NginxUwsgi(Stack):
-    roles = (base, app, uwsgi, nginx, tls, front)
+    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer)
     templates = TEMPLATES_DIR
     log_services = ("nginx", "uwsgi", "app")
 
@@ -26,7 +39,13 @@ class NginxUwsgi(Stack):
         return http_check(v.http_port, server, v.health_path, tries)
 
     def health_label(self, v) -> str:
-        return f"{v.health_path} through nginx on port {v.http_port}"
+        through = " to the app hosts" if v.site_tier == "balancer" else ""
+        return f"{v.health_path} through nginx on port {v.http_port}{through}"
+
+    def waves(self, hosts: list) -> list[list]:
+        """App hosts (and single hosts) first: a balancer's health check goes through them."""
+        first = [h for h in hosts if h.vars.site_tier != "balancer"]
+        return [wave for wave in (first, [h for h in hosts if h.vars.site_tier == "balancer"]) if wave]
 
     def explain(self, v) -> str:
         at = Layout.of(v)

@@ -161,7 +161,11 @@ def _verify(session: Session, stack: Stack, host: Host, report: HostReport) -> N
 
 def deploy(stack: Stack, hosts: list[Host], *, forks: int = 10, check: bool = False, diff: bool = False,
            progress: Progress = lambda h, m: None) -> list[HostReport]:
-    """Deploy to every host, at most `forks` at once; one host's failure never stops the others."""
+    """Deploy to every host, at most `forks` at once; one host's failure never stops the others. Hosts
+    go in the stack's waves (app hosts before the balancers whose health check goes through them)."""
+    done: dict[str, HostReport] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
-        futures = [pool.submit(deploy_host, stack, h, check=check, diff=diff, progress=progress) for h in hosts]
-        return [f.result() for f in futures]
+        for wave in stack.waves(hosts):
+            futures = [pool.submit(deploy_host, stack, h, check=check, diff=diff, progress=progress) for h in wave]
+            done.update((f.result().host, f.result()) for f in futures)
+    return [done[h.name] for h in hosts]

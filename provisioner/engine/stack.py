@@ -73,6 +73,11 @@ class Stack:
         """Shell: what is wrong with a deployed host, as findings (findings.py). Changes nothing."""
         raise NotImplementedError
 
+    def waves(self, hosts: list) -> list[list]:
+        """The hosts in the order a deploy must take them: each wave after the one before (one wave:
+        all at once)."""
+        return [hosts]
+
     def declare(self, v: Any) -> tuple[list[Resource], list[Handler]]:
         """The desired state of a host: every role's resources (templates rendered) and handlers, in
         role order. Every `notify=` must name a declared handler."""

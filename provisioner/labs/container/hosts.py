@@ -203,6 +203,8 @@ def launch(rec: dict) -> None:
         "systemd-nspawn",
         "--boot", "--quiet", "--register=no", "--keep-unit",
         f"--network-namespace-path=/run/netns/{rec['netns']}",
+        # The host's own firewall (nftables) needs it; it reaches only the host's own netns.
+        "--capability=CAP_NET_ADMIN",
         f"--directory={rec['merged']}", f"--machine={rec['name']}",
         "--link-journal=no", "--resolv-conf=off", "--timezone=off", "--console=read-only",
     ])
