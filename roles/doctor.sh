@@ -39,6 +39,10 @@ else
 fi
 
 # --- the socket's accept queue: Recv-Q is what waits, Send-Q the backlog --------------------------
+# SOCKET (nginx's path) is a symlink to the serving instance's socket (roles/uwsgi-swap.sh)
+if [ -L "$SOCKET" ]; then
+  SOCKET=$(readlink -f "$SOCKET")
+fi
 queue=$(ss -xlnH 2>/dev/null | awk -v sock="$SOCKET" '$5 == sock {print $3, $4; exit}')
 if [ -n "$queue" ]; then
   waiting=${queue% *}
