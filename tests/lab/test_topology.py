@@ -1,0 +1,196 @@
+"""A site of many hosts (issue 10, sections 1-2), on one lab of 4 real hosts shared by the tests here:
+a balancer (group lb) in front of 3 app hosts (group app), deployed by the real CLI.
+
+- the balancer proxies to every app host; only it reaches their app port (nftables): the controller's
+  own lab address, which is not a balancer, cannot connect, and the balancer's network can;
+- a no-op re-deploy of the 4 hosts is 1 remote script per host and changes nothing;
+- removing an app host from the inventory updates the balancer (nginx -t, reload), adding it back too;
+- failover: under GET and POST load through the balancer, uWSGI stopped on one app host, then the
+  host powered off: no request fails (POSTs are retried: upstream_retry_non_idempotent); powered on
+  again, the host rejoins by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from test_deploy import http, provision
+
+from provisioner.labs import common
+from provisioner.labs import container as lab
+from provisioner.labs.container import hosts as lab_hosts_mod
+from provisioner.labs.container import network
+from provisioner.labs.load import PREDICT_BODY, post_script, run_slice
+
+pytestmark = pytest.mark.lab
+
+APP_HOSTS = 3
+
+
+class Site:
+    """The 4 lab hosts, the inventory that makes them a balanced site, and ways to look at them."""
+
+    def __init__(self, instance: str, balancer, apps: list, inventory: Path):
+        self.instance, self.balancer, self.apps, self.inventory = instance, balancer, apps, inventory
+
+    def write_inventory(self, apps: list | None = None) -> None:
+        apps = self.apps if apps is None else apps
+        entry = lambda h: {"ansible_host": h.address}   # noqa: E731
+        everyone = [self.balancer, *self.apps]
+        data = {"all": {
+            "vars": {"ansible_user": "deploy", "ansible_ssh_private_key_file": str(self.balancer.key_file),
+                     "upstream_retry_non_idempotent": True},
+            "hosts": {h.name: entry(h) for h in everyone},
+            "children": {"lb": {"hosts": {self.balancer.name: None}},
+                         "app": {"hosts": {h.name: None for h in apps}}}}}
+        self.inventory.write_text(yaml.safe_dump(data))
+
+    def deploy(self, *args) -> tuple[int, dict]:
+        result = provision("deploy", "-i", self.inventory, "--json", *args)
+        return result.returncode, {h["host"]: h for h in json.loads(result.stdout)["hosts"]}
+
+    def run(self, host, command: str) -> str:
+        return provision("run", "-H", host.name, "-i", self.inventory, "--", command).stdout
+
+    def record(self, host) -> dict:
+        return lab.state.load_state(self.instance)["hosts"][host.name]
+
+    def access_log_lines(self, host) -> int:
+        """Requests the host's own nginx answered (read from its root on this machine: no SSH)."""
+        log = Path(self.record(host)["merged"]) / "var/log/nginx/model_api.access.log"
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    def power_off(self, host) -> None:
+        """Stop the container: SIGTERM to its launcher is a clean poweroff (its disk is kept)."""
+        rec = self.record(host)
+        common.kill_pid(rec["launcher_pid"], signal.SIGTERM)
+        assert common.wait_pid_gone(rec["launcher_pid"], 60), f"{host.name} did not power off"
+
+    def power_on(self, host) -> None:
+        with lab.state.global_lock():
+            st = lab.state.load_state(self.instance)
+            rec = st["hosts"][host.name]
+            lab_hosts_mod.launch(rec)
+            lab.state.save_state(self.instance, st)
+        lab_hosts_mod.wait_ready(rec)
+
+
+@pytest.fixture(scope="module")
+def site(lab_base, tmp_path_factory):
+    """1 balancer + 3 app hosts, deployed once for the module; removed at the end."""
+    names = [f"{lab_base}lb1", *(f"{lab_base}app{k}" for k in range(1, APP_HOSTS + 1))]
+    tmp = tmp_path_factory.mktemp("topology")
+    old_known_hosts = os.environ.get("PROVISION_KNOWN_HOSTS")
+    os.environ["PROVISION_KNOWN_HOSTS"] = str(tmp / "known_hosts")
+    lab.remove_hosts(names, lab_base)
+    try:
+        made = lab.add_hosts(names, lab_base)
+        site = Site(lab_base, made[0], made[1:], tmp / "site.yml")
+        site.write_inventory()
+        code, reports = site.deploy("-H", "all")
+        assert code == 0, json.dumps(reports, indent=1)[-4000:]
+        yield site
+    finally:
+        lab.remove_hosts(names, lab_base)
+        if old_known_hosts is None:
+            os.environ.pop("PROVISION_KNOWN_HOSTS", None)
+        else:
+            os.environ["PROVISION_KNOWN_HOSTS"] = old_known_hosts
+
+
+def can_connect(address: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def test_the_balancer_spreads_and_only_it_reaches_the_app_hosts(site):
+    before = {h.name: site.access_log_lines(h) for h in site.apps}
+    for _ in range(30):
+        status, _, body = http(site.balancer.address, "/predict", PREDICT_BODY.encode(),
+                               {"Content-Type": "application/json"})
+        assert status == 200, body
+    served = {h.name: site.access_log_lines(h) - before[h.name] for h in site.apps}
+    assert all(count > 0 for count in served.values()), served
+
+    # The controller's end of the lab bridge is a lab address that is not a balancer.
+    app = site.apps[0]
+    assert can_connect(app.address, 22), "the app host is not reachable at all: not the firewall's doing"
+    assert not can_connect(app.address, 80), "a non-balancer reached an app host's port 80"
+    balancer_netns = network.netns_name(site.instance, site.balancer.name)
+    from_balancer = subprocess.run(
+        ["ip", "netns", "exec", balancer_netns, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+         "--max-time", "5", f"http://{app.address}/healthz"], capture_output=True, text=True)
+    assert from_balancer.stdout == "200", from_balancer.stderr
+    rules = site.run(app, "nft list table inet provision_model_api")
+    assert f"ip saddr {site.balancer.address} accept" in rules, rules
+
+
+def test_a_no_op_redeploy_is_one_script_per_host_and_changes_nothing(site):
+    code, reports = site.deploy("-H", "all")
+    assert code == 0
+    for name, report in reports.items():
+        assert (report["status"], report["changed"]) == ("ok", 0), (name, report)
+        assert report["remote"]["channels"] == 1, (name, report["remote"])
+        assert report["remote"].get("scripts", 1) == 1, (name, report["remote"])
+
+
+def test_an_app_host_left_out_of_the_inventory_leaves_every_balancer(site):
+    upstream = "/etc/nginx/conf.d/provision-model_api-upstream.conf"
+    gone = site.apps[-1]
+    site.write_inventory(site.apps[:-1])
+    try:
+        code, reports = site.deploy("-H", "lb")
+        assert code == 0 and reports[site.balancer.name]["status"] == "changed", reports
+        assert [h["name"] for h in reports[site.balancer.name]["handlers"]] == ["reload nginx"]
+        assert f"# {gone.name}" not in site.run(site.balancer, f"cat {upstream}")
+    finally:
+        site.write_inventory()
+    code, reports = site.deploy("-H", "lb")
+    assert code == 0 and f"# {gone.name}" in site.run(site.balancer, f"cat {upstream}")
+
+
+def test_failover_under_load_then_the_host_rejoins(site):
+    """GET and POST load through the balancer; on one app host uWSGI stops, then the host powers off."""
+    victim, url = site.apps[-1], f"http://{site.balancer.address}"
+    seconds = 24
+
+    def events():
+        time.sleep(5)
+        site.run(victim, "systemctl stop uwsgi-model_api")
+        time.sleep(7)
+        site.power_off(victim)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        gets = pool.submit(run_slice, f"{url}/healthz", 16, seconds)
+        posts = pool.submit(run_slice, f"{url}/predict", 16, seconds, post_script())
+        chaos = pool.submit(events)
+        chaos.result()
+        gets, posts = gets.result(), posts.result()
+    print(f"failover: GET {gets.answered} answered, {gets.failed} failed; "
+          f"POST {posts.answered} answered, {posts.failed} failed")
+    assert gets.answered > 100 and posts.answered > 100, (gets, posts)
+    assert (gets.failed, posts.failed) == (0, 0), (gets, posts)
+
+    site.power_on(victim)
+    before, deadline = site.access_log_lines(victim), time.monotonic() + 60
+    while site.access_log_lines(victim) == before:
+        assert time.monotonic() < deadline, f"{victim.name} did not rejoin within 60 s"
+        threads = [threading.Thread(target=http, args=(site.balancer.address, "/healthz")) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        time.sleep(0.5)
