@@ -1,23 +1,25 @@
 """Benchmark: POST /predict through the served stack on one lab host, provision's defaults against the
-guides' configuration (nginx -> uWSGI, 4 processes x 2 threads, uWSGI's backlog of 100, Debian's nginx
-defaults), gunicorn (4 sync workers) and Flask's development server, in the same run on the same host.
+guides' configuration (nginx -> uWSGI, 4 processes x 2 threads, uWSGI's backlog of 100, nginx's default
+backlog), gunicorn (4 sync workers) and Flask's development server, in the same run on the same host.
 
     sudo python3 bench/served.py [--rounds 3] [--slice 5] [--keep]     # ~10 minutes, then rewrites
     python3 bench/served.py --report                                  # the docs from the last run
+    sudo python3 bench/served.py --sweep                              # uWSGI processes x threads
 
-wrk runs in the controller's namespace against the lab host's address, one 5-second slice per
-concurrency (1, 32, 128, 512) per server per round; rounds interleave the servers, so a drift of the
-shared machine touches each of them alike. Per slice: successful (2xx) requests/s, errors by kind
-(non-2xx, connect, read, write, timeout), p50/p99 latency, and whether it had no answer at all.
-The figures go to bench/results/served.json, the table and the plot to docs/benchmarks.md
-(bench/served_report.py). Absolute figures drift about 2x between days on this machine: read the
-ratios within one run.
+wrk runs in the controller's namespace against the lab host's address. All servers run at once
+(bench/served_servers.py); per round and concurrency (1, 32, 128, 512) each gets one 5-second slice in
+turn, so a busy moment of the shared machine touches them alike. Per slice: successful (2xx)
+requests/s, errors by kind (non-2xx, connect, read, write, timeout), p50/p99 latency, and whether it
+had no answer at all. The figures go to bench/results/served.json, the table and the plot to
+docs/benchmarks.md (bench/served_report.py). Absolute figures drift about 2x between days on this
+machine: read the ratios within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from common import RESULTS, bench_lab, save
 from served_report import write_report
-from served_servers import SERVERS, SWEEP, Server, deploy, install_gunicorn, start_direct, wait_answering
+from served_servers import SERVERS, SWEEP, Server, deploy, install_gunicorn, start
 
 from provisioner.labs.load import _ms, post_script
 
@@ -55,20 +57,10 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict:
             "p99_ms": _ms(latency["99"]) if "99" in latency else None}
 
 
-def serve(server: Server, host, inventory: Path, deployed: list) -> None:
-    """Make `server` answer on the host; a provision deploy only when the uWSGI settings change."""
-    if server.settings is None:
-        wait_answering(server.url(host.address))
-    elif deployed != [server.settings]:
-        deploy(inventory, server.settings)
-        deployed[:] = [server.settings]
-        wait_answering(server.url(host.address))
-
-
-def summarize(slices: list[dict]) -> dict:
+def summarize(slices: list[dict], names: list[str]) -> dict:
     """Per server and concurrency: medians over the rounds, errors summed by kind, dark slices counted."""
     table: dict = {}
-    for name in dict.fromkeys(s["server"] for s in slices):
+    for name in names:
         table[name] = {}
         for c in CONCURRENCY:
             mine = [s for s in slices if s["server"] == name and s["c"] == c]
@@ -99,30 +91,33 @@ def goals(table: dict) -> dict:
 
 
 def run(servers: tuple[Server, ...], rounds: int, slice_seconds: int, keep: bool) -> dict:
+    """Deploy, start the others beside it, then per round and concurrency one slice of each server,
+    the servers' order turning by one every round."""
     script = post_script()
     slices: list[dict] = []
     with bench_lab(1, INSTANCE, keep) as ([host], inventory):
-        deployed: list = []
-        serve(servers[0], host, inventory, deployed)
-        if any(server.settings is None for server in servers):
+        deploy(inventory)
+        if any("/gunicorn " in server.command for server in servers):
             install_gunicorn(host)
         for server in servers:
-            if server.settings is None:
-                start_direct(host, server)
+            start(host, server)
+            wrk(server.url(host.address), 32, WARMUP_SECONDS, script)  # workers warm, not counted
         for round_no in range(1, rounds + 1):
-            for server in servers:
-                serve(server, host, inventory, deployed)
-                url = server.url(host.address)
-                wrk(url, 32, WARMUP_SECONDS, script)  # connections and workers warm, not counted
-                for c in CONCURRENCY:
-                    figures = {"server": server.name, "round": round_no, **wrk(url, c, slice_seconds, script)}
+            for c in CONCURRENCY:
+                turn = (round_no - 1) % len(servers)
+                for server in servers[turn:] + servers[:turn]:
+                    figures = {"server": server.name, "round": round_no,
+                               **wrk(server.url(host.address), c, slice_seconds, script),
+                               "load_1min": round(os.getloadavg()[0], 1)}
                     slices.append(figures)
                     errors = sum(figures[k] for k in ERROR_KINDS)
                     print(f"round {round_no} {server.name:<10} c={c:<4} {figures['ok_rps']:>7.0f} ok/s  "
-                          f"p50 {figures['p50_ms']} ms  p99 {figures['p99_ms']} ms  errors {errors}", flush=True)
+                          f"p50 {figures['p50_ms']} ms  p99 {figures['p99_ms']} ms  errors {errors}  "
+                          f"load {figures['load_1min']}", flush=True)
     return {"rounds": rounds, "slice_seconds": slice_seconds, "concurrency": list(CONCURRENCY),
-            "servers": {s.name: s.settings if s.settings is not None else s.command for s in servers},
-            "table": summarize(slices), "slices": slices}
+            "servers": {s.name: s.describe() for s in servers},
+            "table": summarize(slices, [s.name for s in servers]), "slices": slices,
+            "load_1min": [min(s["load_1min"] for s in slices), max(s["load_1min"] for s in slices)]}
 
 
 def main() -> None:

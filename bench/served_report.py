@@ -66,17 +66,25 @@ def goal_lines(results: dict) -> list[str]:
     return lines
 
 
+def _load(results: dict) -> str:
+    if "load_1min" not in results:
+        return ""
+    low, high = results["load_1min"]
+    return f" The controller's 1-minute load average during the run: {low} to {high} (other work shares it)."
+
+
 def section(results: dict, notes: str) -> str:
     servers = "\n".join(f"- **{name}**: `{how}`" for name, how in results["servers"].items())
     return "\n".join([
         BEGIN, "## Served stack: POST /predict under load", "",
         f"Regenerate (root; ~10 minutes, starts and removes its own lab host): `{COMMAND}`.",
         "`python3 bench/served.py --report` rewrites this section from bench/results/served.json.", "",
-        f"One lab host (Debian 12, systemd-nspawn) serves the example app four ways; wrk in the controller's "
-        f"namespace POSTs /predict, {results['rounds']} rounds x one {results['slice_seconds']}-second slice per "
-        f"server and concurrency, the servers interleaved within each round. Medians over the rounds; errors "
-        f"summed. Absolute figures drift about 2x between days on this 2-core machine (wrk shares it): "
-        f"compare within the table.", "", servers, "",
+        f"One lab host (Debian 12, systemd-nspawn) serves the example app four ways at once, each idle while "
+        f"another is measured; wrk in the controller's namespace POSTs /predict, {results['rounds']} rounds x "
+        f"one {results['slice_seconds']}-second slice per server and concurrency, the servers taking turns "
+        f"slice by slice. Medians over the rounds (p99: the median round's; a failed request's latency counts "
+        f"too); errors summed. Absolute figures drift about 2x between days on this 2-core machine (wrk shares it): "
+        f"compare within the table.{_load(results)}", "", servers, "",
         *table(results), "", "Goals (issue 10), as ratios in this run:", *goal_lines(results), "",
         f"![served benchmark]({PLOT.name})", "", notes.strip(), END])
 
