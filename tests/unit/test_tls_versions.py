@@ -156,3 +156,23 @@ def test_nginx_t_is_clean_with_stapling_and_without(tmp_path):
     prefix = tmp_path / "forced"
     checked = _nginx_t(_nginx_conf(prefix, forced), prefix)
     assert checked.returncode == 0 and '"ssl_stapling" ignored' in checked.stderr, checked.stderr
+
+
+def test_certbots_renewal_hook_decides_stapling_then_reloads(tmp_path):
+    """The deploy hook as written to the host, run here with an nginx and a systemctl that log their calls:
+    a renewed certificate that names a responder gets stapling, then `nginx -t` and a reload, never a restart."""
+    v = settings(tls="acme", server_name=SITE)
+    [hook] = [r for r in tls.resources(v) if getattr(r, "path", "") == tls.RENEW_HOOK]
+    assert hook.content.startswith("#!/bin/sh\n") and hook.mode == "0755"
+    directory = tmp_path / "tls"
+    chain_with_responder(directory)
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for name in ("nginx", "systemctl"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >>{calls}\n')
+        (bin_dir / name).chmod(0o755)
+    script = tmp_path / "hook"
+    script.write_text(hook.content.replace(tls.tls_dir(v), str(directory)))
+    subprocess.run(["sh", str(script)], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=True)
+    assert "ssl_stapling on;" in (directory / "stapling.conf").read_text()
+    assert calls.read_text() == "nginx -t -q\nsystemctl reload nginx\n"
