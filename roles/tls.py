@@ -25,7 +25,9 @@ from provisioner.resources import RUN_DIR, Decision, Directory, File, Packages, 
 HERE = Path(__file__).parent
 ACME_WEBROOT = "/var/lib/provision/acme"   # tls-redirect.conf.j2 serves the challenges from here
 RENEW_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/provision-reload-nginx"
-HTTP2_DIRECTIVE_SINCE = (1, 25, 1)   # nginx's `http2 on;`; from here `listen ... http2` warns "deprecated"
+# nginx from here (Debian 13's 1.26): `http2 on;` (`listen ... http2` warns "deprecated"), and session ticket
+# keys rotated in the shared cache (since 1.23.2), so Mozilla keeps tickets on
+MODERN_NGINX = (1, 25, 1)
 
 
 def tls_dir(v) -> str:
@@ -74,28 +76,29 @@ def _script(name: str, **params) -> str:
 
 @dataclass
 class NginxSiteFile(File):
-    """The site's config in both of nginx's ways to turn on HTTP/2; the host's nginx version picks one.
-    Before 1.25.1 only `listen ... http2` exists (Debian 12's 1.22 refuses `http2 on;`); from 1.25.1
-    on (Debian 13's 1.26) the listen flag warns that it is deprecated."""
+    """The site's config for nginx before 1.25.1 and for later ones; the host's nginx version picks.
+    Before, only `listen ... http2` exists (Debian 12's 1.22 refuses `http2 on;`) and session tickets
+    are off (their key never rotates); from 1.25.1 (Debian 13's 1.26) the listen flag warns that it is
+    deprecated, and tickets stay on."""
 
-    content_http2_on: str = ""
+    content_modern: str = ""
 
     def decide(self, fact: dict, system: SystemFacts, want_diff: bool = False) -> Decision:
-        if system is not None and system.nginx_version >= HTTP2_DIRECTIVE_SINCE:
-            return File.decide(replace(self, content=self.content_http2_on), fact, system, want_diff)
+        if system is not None and system.nginx_version >= MODERN_NGINX:
+            return File.decide(replace(self, content=self.content_modern), fact, system, want_diff)
         return super().decide(fact, system, want_diff)
 
 
 class NginxSiteTemplate(Template):
-    """site.conf.j2 rendered twice when the stack is declared (`http2_directive` false, then true)."""
+    """site.conf.j2 rendered twice when the stack is declared (`modern_nginx` false, then true)."""
 
     def __init__(self, path: str, template: str, context: dict, **options):
         super().__init__(path, template, context, kind=NginxSiteFile, **options)
 
     def rendered(self, templates: Path) -> File:
-        listen_flag, directive = (templating.render(self.template, {**self.context, "http2_directive": on}, templates)
-                                  for on in (False, True))
-        return NginxSiteFile(self.path, listen_flag, content_http2_on=directive, **self.options)
+        older, modern = (templating.render(self.template, {**self.context, "modern_nginx": on}, templates)
+                         for on in (False, True))
+        return NginxSiteFile(self.path, older, content_modern=modern, **self.options)
 
 
 @dataclass

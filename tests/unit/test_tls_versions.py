@@ -43,10 +43,11 @@ def written(site, nginx_version: tuple[int, ...]) -> str:
     ((1, 25, 1), "listen 443 ssl backlog=4096;", True),
     ((), "listen 443 ssl http2 backlog=4096;", False),           # nginx not installed yet: the form 1.22 knows
 ])
-def test_http2_is_turned_on_the_way_the_hosts_nginx_knows(version, listen, http2_on):
+def test_http2_and_session_tickets_the_way_the_hosts_nginx_knows(version, listen, http2_on):
     text = written(site_file(tls="self-signed"), version)
     assert f"    {listen}\n" in text
     assert ("    http2 on;\n" in text) == http2_on
+    assert ("ssl_session_tickets off;" in text) != http2_on, "tickets off only where nginx never rotates their key"
 
 
 def test_without_tls_the_site_is_the_same_on_every_nginx():
