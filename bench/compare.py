@@ -1,0 +1,149 @@
+"""provision vs pyinfra 3 vs ansible-core (plain, pipelined) vs the floors: one command, one document.
+
+    sudo python3 bench/compare.py [--hosts 1,10,50] [--rounds 5] [--cold-rounds 1] [--tools ...] [--keep]
+
+Installs pyinfra, ansible-core and matplotlib into a bench venv (never the project's), brings up a
+lab of max(--hosts) hosts, exports provision's end state (bench/compare_state.py), then for each N:
+cold (fresh hosts, nothing -> serving; every contender checked afterwards with `provision deploy
+--check` = 0 changes and bench/floor.sh = converged) and no-op (--rounds interleaved rounds, order
+rotated each round; medians). Remote connections/channels are counted on the first host by its sshd.
+Writes bench/results/compare.json and the deploy-speed section of docs/benchmarks.md + its plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, bench_lab  # noqa: E402
+from compare_report import write_report  # noqa: E402
+from compare_state import cold_script, export  # noqa: E402
+from compare_tools import VENV, Channels, Contenders  # noqa: E402
+
+from provisioner.inventory import load_inventory  # noqa: E402
+from provisioner.labs import container as lab  # noqa: E402
+
+TOOLS = ("provision", "pyinfra", "ansible", "ansible-pipelining", "floor", "probe-floor")
+COLD_TOOLS = ("provision", "pyinfra", "ansible", "ansible-pipelining", "floor")
+
+
+def ensure_venv() -> dict[str, str]:
+    """The bench venv with pyinfra 3, ansible-core and matplotlib; their versions."""
+    if not (VENV / "bin/python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(VENV / "bin/pip"), "install", "-q", "pyinfra>=3,<4", "ansible-core", "matplotlib>=3.8"],
+                   check=True)
+    code = ("import importlib.metadata as m; print({p: m.version(p) for p in "
+            "('pyinfra', 'ansible-core', 'matplotlib', 'paramiko')})")
+    versions = eval(subprocess.run([str(VENV / "bin/python"), "-c", code], capture_output=True, text=True,
+                                   check=True).stdout)  # a dict literal printed by our own line above
+    versions["openssh"] = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+    return versions
+
+
+def converged(c: Contenders, n: int) -> str:
+    """'' when `provision deploy --check` finds 0 changes and floor.sh finds nothing different."""
+    check = c.provision(n, check=True)
+    if not check.ok:
+        return "provision --check: " + check.output[-400:]
+    floor = c.floor_check(n)
+    return "" if floor.ok else "floor.sh: " + floor.output[-400:]
+
+
+def cold(c: Contenders, tool: str, n: int, instance: str, channels_on) -> dict:
+    """Fresh hosts 1..n (removed and made again), then the contender; its cost, channels, end state."""
+    names = [h.name for h in c.hosts[:n]]
+    lab.remove_hosts(names, instance)
+    lab.add_hosts(names, instance)
+    ch = channels_on(c.hosts[0])
+    ch.start()
+    cost = c.run(tool, n, cold_script=c.cold if tool == "floor" else "")
+    row = {"tool": tool, "n": n, "kind": "cold", "seconds": cost.seconds, "cpu": cost.cpu, "rss_mib": cost.max_rss_mib,
+           "ok": cost.ok, **ch.stop()}
+    row["end_state"] = converged(c, n) or "equal"
+    if not cost.ok:
+        row["error"] = cost.output[-1500:]
+    return row
+
+
+def noop_rounds(c: Contenders, tools: list[str], n: int, rounds: int, channels_on) -> list[dict]:
+    rows = []
+    ch = channels_on(c.hosts[0])
+    for r in range(rounds):
+        order = tools[r % len(tools):] + tools[:r % len(tools)]
+        for tool in order:
+            ch.start()
+            cost = c.run(tool, n)
+            rows.append({"tool": tool, "n": n, "kind": "noop", "round": r, "seconds": cost.seconds, "cpu": cost.cpu,
+                         "rss_mib": cost.max_rss_mib, "ok": cost.ok, **ch.stop()})
+            if not cost.ok:
+                rows[-1]["error"] = cost.output[-1500:]
+            print(f"  no-op N={n} round {r + 1}/{rounds} {tool}: {cost.seconds:.2f} s", flush=True)
+    return rows
+
+
+def machine() -> dict:
+    mem = next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))
+    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), platform.processor())
+    return {"cpus": os.cpu_count(), "cpu": model, "memory": mem.split(":")[1].strip(), "kernel": platform.release(),
+            "python": platform.python_version(), "load_at_start": os.getloadavg()[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hosts", default="1,10", help="host counts, comma-separated (e.g. 1,10,50)")
+    ap.add_argument("--rounds", type=int, default=5, help="no-op rounds (interleaved)")
+    ap.add_argument("--cold-rounds", type=int, default=1, help="cold runs per contender and host count")
+    ap.add_argument("--cold-max", type=int, default=10, help="largest N that gets cold runs")
+    ap.add_argument("--tools", default=",".join(TOOLS), help="contenders, comma-separated")
+    ap.add_argument("--instance", default="cmp")
+    ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    args = ap.parse_args()
+    counts = sorted({int(x) for x in args.hosts.split(",")})
+    tools = [t for t in args.tools.split(",") if t]
+    figures = {"machine": machine(), "versions": ensure_venv(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "rounds": args.rounds, "cold_rounds": args.cold_rounds, "rows": []}
+    with bench_lab(max(counts), args.instance, args.keep) as (_, inventory):
+        t0 = time.monotonic()
+        hosts = load_inventory(inventory).select("all")
+        state_dir = Path(os.environ["PROVISION_KNOWN_HOSTS"]).parent / "state"
+        export(hosts[0], state_dir)
+        c = Contenders(hosts, inventory, lab.known_hosts_path(args.instance), state_dir)
+        c.cold = cold_script(c.state)
+
+        def channels_on(host):
+            return Channels(host, c.known_hosts)
+
+        for n in counts:
+            if n <= args.cold_max:
+                for _ in range(args.cold_rounds):
+                    for tool in [t for t in tools if t in COLD_TOOLS]:
+                        row = cold(c, tool, n, args.instance, channels_on)
+                        figures["rows"].append(row)
+                        print(f"cold N={n} {tool}: {row['seconds']:.1f} s, end state {row['end_state'][:200]}",
+                              flush=True)
+            else:
+                c.provision(n)  # converge for the no-op rounds; not a figure (N above --cold-max)
+            figures["rows"] += noop_rounds(c, tools, n, args.rounds, channels_on)
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / "compare.json").write_text(json.dumps(figures, indent=2) + "\n")
+        figures["bench_minutes"] = round((time.monotonic() - t0) / 60, 1)
+    (RESULTS / "compare.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_report(figures)
+
+
+if __name__ == "__main__":
+    if "--report-only" in sys.argv:
+        write_report(json.loads((RESULTS / "compare.json").read_text()))
+    else:
+        main()

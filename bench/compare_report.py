@@ -1,0 +1,146 @@
+"""The deploy-speed section of docs/benchmarks.md and its plot, from bench/results/compare.json.
+
+Only the text between `<!-- deploy-speed:begin -->` and `<!-- deploy-speed:end -->` is replaced
+(the markers are appended if the file lacks them), so other sections stay as their writers left them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOC = DOCS / "benchmarks.md"
+PLOT = DOCS / "benchmarks-deploy-speed.png"
+BEGIN, END = "<!-- deploy-speed:begin -->", "<!-- deploy-speed:end -->"
+ORDER = ("floor", "probe-floor", "provision", "pyinfra", "ansible-pipelining", "ansible")
+LABEL = {"floor": "floor: bench/floor.sh, 1 OpenSSH session/host", "probe-floor": "provision's floor: its probe over OpenSSH",
+         "provision": "provision", "pyinfra": "pyinfra", "ansible": "ansible-core",
+         "ansible-pipelining": "ansible-core + pipelining"}
+COLD_FLOOR = "floor: one bash script doing the same installs, 1 OpenSSH session/host"
+
+
+def cells(rows: list[dict]) -> dict[tuple[str, int, str], dict]:
+    """(kind, n, tool) -> medians of seconds, CPU, RSS, the first run's channels, the run count."""
+    out: dict = {}
+    for key in sorted({(r["kind"], r["n"], r["tool"]) for r in rows}):
+        runs = [r for r in rows if (r["kind"], r["n"], r["tool"]) == key]
+        good = [r for r in runs if r["ok"]] or runs
+        out[key] = {"seconds": statistics.median(r["seconds"] for r in good),
+                    "cpu": statistics.median(r["cpu"] for r in good), "rss": statistics.median(r["rss_mib"] for r in good),
+                    "runs": len(runs), "failed": len(runs) - sum(r["ok"] for r in runs),
+                    "connections": runs[0]["connections"], "channels": runs[0]["channels"], "sftp": runs[0]["sftp"],
+                    "end_state": runs[0].get("end_state", "")}
+    return out
+
+
+def table(figures: dict, kind: str) -> list[str]:
+    c = cells(figures["rows"])
+    ns = sorted({n for (k, n, _t) in c if k == kind})
+    lines = ["| contender | N | wall s (median) | x floor | runs | controller CPU s | controller peak RSS MiB |"
+             " SSH conns / channels (+sftp) on host 1 | end state |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for n in ns:
+        floor = c.get((kind, n, "floor"))
+        for tool in ORDER:
+            cell = c.get((kind, n, tool))
+            if not cell:
+                continue
+            ratio = f"{cell['seconds'] / floor['seconds']:.2f}" if floor else "-"
+            name = COLD_FLOOR if kind == "cold" and tool == "floor" else LABEL[tool]
+            failed = f" ({cell['failed']} failed)" if cell["failed"] else ""
+            sftp = f" +{cell['sftp']}" if cell["sftp"] else ""
+            end = cell["end_state"] if cell["end_state"] in ("equal", "") else "DIFFERS: " + cell["end_state"][:80]
+            lines.append(f"| {name} | {n} | {cell['seconds']:.2f} | {ratio} | {cell['runs']}{failed} | {cell['cpu']:.2f} "
+                         f"| {cell['rss']:.0f} | {cell['connections']} / {cell['channels']}{sftp} | {end or '-'} |")
+    return lines
+
+
+def wrong_way(figures: dict) -> list[str]:
+    """Every place provision misses a goal of issue 11 or loses to another contender, in words."""
+    c, notes = cells(figures["rows"]), []
+    for (kind, n, tool), cell in sorted(c.items()):
+        if tool != "provision":
+            continue
+        floor = c.get((kind, n, "floor"))
+        goal = 1.5 if kind == "noop" else 1.1
+        if floor and cell["seconds"] > goal * floor["seconds"]:
+            notes.append(f"- {kind} N={n}: provision {cell['seconds']:.2f} s is {cell['seconds'] / floor['seconds']:.2f}x "
+                         f"the floor's {floor['seconds']:.2f} s (goal <= {goal}x).")
+        for other in ("pyinfra", "ansible", "ansible-pipelining"):
+            o = c.get((kind, n, other))
+            if o and o["seconds"] < cell["seconds"]:
+                notes.append(f"- {kind} N={n}: {other} ({o['seconds']:.2f} s) beat provision ({cell['seconds']:.2f} s).")
+    for (kind, n, tool), cell in sorted(c.items()):
+        if cell["end_state"] not in ("equal", ""):
+            notes.append(f"- {kind} N={n}: {tool}'s end state was not provision's: {cell['end_state'][:200]}")
+    return notes or ["- none: provision met the goals and beat every other contender in every cell."]
+
+
+def plot(figures: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = cells(figures["rows"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, kind, title in ((axes[0], "noop", "no-op re-deploy"), (axes[1], "cold", "cold deploy (nothing -> serving)")):
+        for tool in ORDER:
+            pts = sorted((n, cell["seconds"]) for (k, n, t), cell in c.items() if k == kind and t == tool)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=LABEL[tool].split(":")[0])
+        ax.set_title(title)
+        ax.set_xlabel("hosts (N)")
+        ax.set_ylabel("wall seconds, median")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=90)
+
+
+def section(figures: dict) -> str:
+    m, v = figures["machine"], figures["versions"]
+    counts = sorted({r["n"] for r in figures["rows"]})
+    cold_ns = sorted({r["n"] for r in figures["rows"] if r["kind"] == "cold"})
+    return "\n".join([
+        "## Deploy speed: provision vs pyinfra vs ansible-core (issue 11)",
+        "",
+        f"One run of `python3 bench/compare.py --hosts {','.join(map(str, counts))}` ({figures['started']}, "
+        f"{figures.get('bench_minutes', '?')} min). Machine: {m['cpus']} cores ({m['cpu']}), {m['memory']}, kernel "
+        f"{m['kernel']}, Python {m['python']}; shared with other work (load average {m['load_at_start']:.1f} at the "
+        f"start), so absolute figures are noisy and the ratios within one run are what count. Versions: pyinfra "
+        f"{v['pyinfra']}, ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the "
+        "container lab (Debian 12, systemd-nspawn, apt through the lab's apt-cacher-ng, warm cache).",
+        "",
+        "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's own "
+        "declared state (packages, files rendered by our templates, links, absent paths, services, the release "
+        "archive) and bench/pyinfra_deploy.py and bench/playbook.yml apply it; after each cold run "
+        "`provision deploy --check` must find 0 changes and bench/floor.sh must find nothing different "
+        "(column *end state*). *Cold*: hosts 1..N removed and made again (nothing installed), then one run; "
+        f"{figures['cold_rounds']} run(s) per cell at N = {', '.join(map(str, cold_ns)) or '-'}. *No-op*: "
+        f"{figures['rounds']} interleaved rounds (order rotated each round), medians. Wall time is the whole "
+        "controller process (for the floors: one `ssh` per host, started together). Controller CPU is user + "
+        "system of the process and its children; peak RSS is the largest process's. Connections and channels are "
+        "counted on host 1 by its sshd (LogLevel DEBUG1 on that host only: `Accepted publickey` and "
+        "`server_input_channel_open: ctype session` lines), so they do not depend on MaxSessions or on client "
+        "multiplexing. x floor: against bench/floor.sh (no-op) or the single install script (cold) of the same N.",
+        "",
+        "### No-op re-deploy", "", *table(figures, "noop"), "",
+        "### Cold deploy", "", *table(figures, "cold"), "",
+        f"![wall time by host count]({PLOT.name})", "",
+        "### Where the numbers go the wrong way", "", *wrong_way(figures), "",
+    ])
+
+
+def write_report(figures: dict) -> None:
+    plot(figures)
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if BEGIN not in text:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _old, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{BEGIN}\n{section(figures)}\n{END}{tail}")
+    print(f"wrote {DOC} and {PLOT}")
