@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import RESULTS
-
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PLOT = DOC.parent / "benchmarks-served.png"  # bench/results/ is not committed; the docs need the plot
 BEGIN, END = "<!-- served:begin -->", "<!-- served:end -->"
@@ -44,8 +42,8 @@ def _errors(errors: dict) -> str:
 
 
 def table(results: dict) -> list[str]:
-    rows = ["| server | clients | ok req/s | vs provision | errors (all rounds) | p50 ms | p99 ms | slices without answer |",
-            "|---|---:|---:|---:|---|---:|---:|---:|"]
+    rows = ["| server | clients | ok req/s | vs provision | errors (all rounds) | p50 ms | p99 ms "
+            "| slices without answer |", "|---|---:|---:|---:|---|---:|---:|---:|"]
     mine = results["table"]["provision"]
     for name, per_c in results["table"].items():
         for c in map(str, results["concurrency"]):
