@@ -38,7 +38,11 @@ class Packages(Resource):
         age = system.apt_lists_age
         stale = age is None or age > self.cache_valid_time
         why = "apt lists are " + ("missing" if age is None else f"{age // 60} min old")
-        script = fragment("apt_install.sh", PACKAGES=" ".join(missing), UPDATE=int(stale),
-                          LOCK_TIMEOUT=self.lock_timeout, RUN_DIR=RUN_DIR, APT_STAMP=APT_STAMP)
+        install = fragment("apt_install.sh", PACKAGES=" ".join(missing), UPDATE=int(stale),
+                           LOCK_TIMEOUT=self.lock_timeout, RUN_DIR=RUN_DIR, APT_STAMP=APT_STAMP)
+        # an earlier step of the same run (roles/base.py: all the stack's packages at once) may have
+        # installed them meanwhile: then no second apt run
+        query = cmd("dpkg-query", "-W", "-f=${db:Status-Status}\\n", *missing)
+        script = f'if [ "$({query} 2>/dev/null | grep -cx installed)" != {len(missing)} ]; then\n{install}\nfi'
         reason = "not installed: " + ", ".join(missing) + (f" ({why}: apt-get update first)" if stale else "")
         return self.change(reason, script)
