@@ -7,6 +7,7 @@ docs/performance.md, never in a test).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,11 @@ def test_a_log_name_is_checked_against_the_stack_only_when_logs_runs():
 def test_a_lab_command_loads_its_own_sub_app_only():
     loaded = loaded_after("lab --help")
     assert "provisioner.labs.container.cli" in loaded and "provisioner.labs.vm.cli" not in loaded
+
+
+def test_shell_completion_reaches_into_a_sub_app_loaded_on_demand():
+    env = {**os.environ, "_PROVISION_COMPLETE": "complete_bash", "COMP_WORDS": "provision lab ", "COMP_CWORD": "2"}
+    result = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'provision'; "
+                             "from provisioner.cli import main; main()"], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.stdout.split() == ["up", "status", "down"]
