@@ -131,19 +131,46 @@ def deploy(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list what is already right, and why.")] = False,
     forks: Forks = 10,
     ask_become_pass: AskPass = False,
+    serial: Annotated[Optional[str], typer.Option(
+        "--serial", metavar="N|N%", help="Rolling release: N hosts (or N% of them) at a time, each batch out "
+        "of the balancers while it deploys; a failed batch stops the roll.")] = None,
 ):
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
     from .engine import report
     from .engine.deploy import deploy as run_deploy
     from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
     hosts = _hosts(host, inventory, ask_become_pass)
+    batch_size = _serial(serial, hosts)
     with _progress() as progress:
-        reports = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress)
+        if batch_size:
+            from .engine.rolling import roll
+            everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
+                "all", inventory, False, warn=lambda w: None, show=lambda line: None)}
+            reports, rolled = roll(STACK, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
+                                   diff=diff, progress=progress)
+        else:
+            reports, rolled = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress), None
     if json_out:
-        print(report.as_json(reports, _secrets(hosts)))
+        import json
+        out = json.loads(report.as_json(reports, _secrets(hosts)))
+        print(json.dumps(out | ({"roll": rolled.as_dict()} if rolled else {}), indent=2))
     else:
         report.show(_stream("console"), reports, _secrets(hosts), check=check, verbose=verbose)
+        for line in rolled.lines() if rolled else ():
+            _stream("console").print(f"roll: {line}", markup=False)
     raise typer.Exit(report.exit_code(reports, check))
+
+
+def _serial(given: Optional[str], hosts: list[Host]) -> str:
+    """--serial, else the hosts' `serial` setting (the first that sets one): "" for all at once."""
+    from .config.kinds import Invalid
+    from .config.topology import SERIAL
+    if given is None:
+        return next((h.vars.serial for h in hosts if h.vars.serial), "")
+    try:
+        return SERIAL.check(given)
+    except Invalid:
+        raise UserError(f"--serial {given!r} is not {SERIAL.desc}", "write it like --serial 1 or --serial 30%") from None
 
 
 def _log_sources(chosen: Optional[list[str]]) -> Optional[list[str]]:

@@ -10,6 +10,7 @@ from provisioner import TEMPLATES_DIR
 from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import assign, function
+from provisioner.templating import render
 
 from . import app, balancer, base, firewall, front, nginx, tls, uwsgi
 from .layout import Layout
@@ -46,6 +47,19 @@ class NginxUwsgi(Stack):
         """App hosts (and single hosts) first: a balancer's health check goes through them."""
         first = [h for h in hosts if h.vars.site_tier != "balancer"]
         return [wave for wave in (first, [h for h in hosts if h.vars.site_tier == "balancer"]) if wave]
+
+    def is_front(self, host) -> bool:
+        return host.vars.site_tier == "balancer"
+
+    def fronts(self, host, everyone: list) -> list:
+        """The balancers whose upstream has the host."""
+        return [b for b in everyone if self.is_front(b) and host.name in (name for name, _ in b.vars.upstream)]
+
+    def route_around(self, v, names: frozenset[str]) -> str:
+        """The balancer's upstream with `names` marked down, reloaded, old workers drained (its read timeout)."""
+        text = render("nginx/upstream.conf.j2", balancer.upstream_context(v, names), self.templates)
+        return "\n".join([assign("UPSTREAM_FILE", Layout.of(v).upstream_conf), assign("UPSTREAM_TEXT", text),
+                          assign("DRAIN_SECONDS", v.uwsgi_read_timeout), (HERE / "balancer-route.sh").read_text()])
 
     def explain(self, v) -> str:
         at = Layout.of(v)

@@ -78,6 +78,19 @@ class Stack:
         all at once)."""
         return [hosts]
 
+    def is_front(self, host: Any) -> bool:
+        """Whether the host fronts others (a balancer): a rolling release deploys it last."""
+        return False
+
+    def fronts(self, host: Any, everyone: list) -> list:
+        """The hosts of `everyone` that send traffic to `host` (none: nothing to route around)."""
+        return []
+
+    def route_around(self, v: Any, names: frozenset[str]) -> str:
+        """Shell for a front with settings `v`: send no new request to the hosts `names` (empty: to
+        every host again) and return once their requests in flight are done."""
+        raise NotImplementedError
+
     def declare(self, v: Any) -> tuple[list[Resource], list[Handler]]:
         """The desired state of a host: every role's resources (templates rendered) and handlers, in
         role order. Every `notify=` must name a declared handler."""

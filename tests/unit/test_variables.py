@@ -10,7 +10,7 @@ import yaml
 import provisioner
 from provisioner.errors import UserError
 from provisioner.config.reading import InventoryLoader
-from provisioner.variables import (ALIASES, SETTINGS, SETTINGS_BY_NAME, RawVars, Secret, Vars, redact,
+from provisioner.variables import (ALIASES, SETTINGS, SETTINGS_BY_NAME, STANDALONE, RawVars, Secret, Vars, redact,
                                    resolve)
 
 pytestmark = pytest.mark.unit
@@ -73,7 +73,7 @@ def test_every_setting_has_a_doc_and_a_kind_that_accepts_its_plain_default():
 
 def test_defaults_fill_every_setting(app):
     v = res(app)
-    assert set(v) == set(SETTINGS_BY_NAME)
+    assert set(v) == set(SETTINGS_BY_NAME) | set(STANDALONE)   # + a single host's place in a site
     assert (v.app_name, v.app_module, v.app_callable, v.keep_releases) == ("model_api", "model_api.wsgi", "app", 3)
     assert (v.uwsgi_processes, v.uwsgi_threads, v.uwsgi_chmod_socket, v.uwsgi_master) == (2, 2, "660", True)
     assert (v.server_name, v.http_port, v.static_url, v.nginx_extra_config) == ("_", 80, "/static/", "")
