@@ -6,7 +6,9 @@ under its own limit is not, the micro-cache (MISS, HIT, never POST, the last ans
 down), the WAF (SQL injection and XSS probes 403 and logged by rule id in block mode, passed and logged
 in detect mode), and a re-deploy with all of it on that changes nothing (1 remote script).
 HTTPS self-signed (h2, 308, unknown SNI refused, made once), then every cause of a 5xx broken on
-purpose and named by `provision doctor`. HTTPS by ACME: test_acme.py.
+purpose and named by `provision doctor` (the app's journal, the certificate, then the socket: a full listen
+queue, the app down, a stale socket, a socket nginx may not write to). HTTPS by ACME: test_acme.py; on
+Debian 13: test_tls_trixie.py.
 """
 
 import http.client
@@ -203,27 +205,31 @@ def test_https_self_signed_then_doctor_names_each_cause(lab_hosts, tmp_path):
                   "upstream timed out", f"does not cover {SITE}", "in less than 14 days"):
         assert cause in out, (cause, out)
 
-
-def test_https_on_trixie_uses_http2_on_and_nginx_t_has_no_warning(lab_hosts, tmp_path):
-    """Debian 13's nginx 1.26 warns on `listen ... http2` (deprecated since 1.25.1): its site says `http2 on;`."""
-    [host] = lab_hosts(1, release="trixie")
-    inventory = write_inventory([host], tmp_path / "inv.yml", group_vars={"server_name": SITE, "tls": "self-signed"})
-    code, [first] = deploy_json(inventory)
-    assert (code, first["status"]) == (0, "changed"), first
-    assert on_host(inventory, host.name, "nginx -v 2>&1").startswith("nginx version: nginx/1.26")
-    checked = on_host(inventory, host.name, "nginx -t 2>&1")
-    assert "syntax is ok" in checked and "[warn]" not in checked and "[emerg]" not in checked, checked
-    site = on_host(inventory, host.name, "grep -E '^ *(listen|http2|ssl_stapling)' /etc/nginx/sites-available/model_api")
-    assert "    http2 on;\n" in site and "ssl http2" not in site, site
-
-    cert = tmp_path / "cert.pem"
+    # The socket's causes, the app put back by a re-deploy (listen queue 2): a full queue (the app frozen),
+    # the app down, a stale socket nothing listens on, a socket nginx may not write to.
+    inventory = write_inventory([host], tmp_path / "inv.yml", group_vars={
+        "server_name": SITE, "tls": "self-signed", "app_source": str(app), **BREAKABLE, "uwsgi_listen": 2})
+    assert deploy_json(inventory)[0] == 0
     cert.write_text(on_host(inventory, host.name, "cat /etc/ssl/provision/model_api/fullchain.pem"))
-    context = ssl.create_default_context(cafile=str(cert))
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((host.address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=SITE) as conn:
-            assert (conn.version(), conn.selected_alpn_protocol()) == ("TLSv1.3", "h2")
-    assert ask_tls(host.address, "/healthz", cert)[0] == 200
-
-    code, [again] = deploy_json(inventory)
-    assert (code, again["status"], again["changed"], again["handlers"]) == (0, "ok", 0, []), again
+    on_host(inventory, host.name, "truncate -s 0 /var/log/nginx/model_api.error.log /var/log/nginx/error.log")
+    on_host(inventory, host.name, "systemctl kill -s STOP uwsgi-model_api")
+    with ThreadPoolExecutor(12) as pool:
+        frozen = list(pool.map(lambda _: ask_tls(host.address, "/healthz", cert)[0], range(12)))
+    on_host(inventory, host.name, "systemctl kill -s CONT uwsgi-model_api")
+    assert 502 in frozen, frozen
+    stale = on_host(inventory, host.name, "readlink -f /run/model_api/uwsgi.sock").strip()
+    on_host(inventory, host.name, f"systemctl stop uwsgi-model_api && rm -f {stale}")
+    assert ask_tls(host.address, "/healthz", cert)[0] == 502
+    on_host(inventory, host.name, "python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "
+            f"{stale} && chmod 666 {stale}")
+    assert ask_tls(host.address, "/healthz", cert)[0] == 502
+    on_host(inventory, host.name, f"chmod 600 {stale}")
+    assert ask_tls(host.address, "/healthz", cert)[0] == 502
+    doctor = subprocess.run([sys.executable, "-m", "provisioner", "doctor", "-H", host.name, "-i", inventory],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "1000"})
+    out = doctor.stdout + doctor.stderr
+    assert doctor.returncode == 1, out
+    for cause in ("(11: Resource temporarily unavailable)", "uwsgi-model_api is inactive",
+                  "(2: No such file or directory)", "(111: Connection refused)", "(13: Permission denied)",
+                  "www-data cannot write"):
+        assert cause in out, (cause, out)
