@@ -75,11 +75,12 @@ def cold(c: Contenders, tool: str, n: int, instance: str, channels_on) -> dict:
     return row
 
 
-def noop_rounds(c: Contenders, tools: list[str], n: int, rounds: int, channels_on) -> list[dict]:
+def noop_rounds(c: Contenders, tools: list[str], n: int, rounds: int, ansible_rounds: int, channels_on) -> list[dict]:
     rows = []
     ch = channels_on(c.hosts[0])
     for r in range(rounds):
         order = tools[r % len(tools):] + tools[:r % len(tools)]
+        order = [t for t in order if not t.startswith("ansible") or r < ansible_rounds]
         for tool in order:
             ch.start()
             cost = c.run(tool, n)
@@ -103,18 +104,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hosts", default="1,10", help="host counts, comma-separated (e.g. 1,10,50)")
     ap.add_argument("--rounds", type=int, default=5, help="no-op rounds (interleaved)")
+    ap.add_argument("--ansible-rounds", type=int, default=None,
+                    help="no-op rounds for the two ansible variants (default: --rounds); they are the slow ones")
     ap.add_argument("--cold-rounds", type=int, default=1, help="cold runs per contender and host count")
     ap.add_argument("--cold-max", type=int, default=10, help="largest N that gets cold runs")
     ap.add_argument("--tools", default=",".join(TOOLS), help="contenders, comma-separated")
     ap.add_argument("--instance", default="cmp")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    ap.add_argument("--results", default="compare", help="bench/results/NAME.json (only 'compare' writes the doc)")
     args = ap.parse_args()
     counts = sorted({int(x) for x in args.hosts.split(",")})
     tools = [t for t in args.tools.split(",") if t]
+    t0 = time.monotonic()
     figures = {"machine": machine(), "versions": ensure_venv(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "rounds": args.rounds, "cold_rounds": args.cold_rounds, "rows": []}
+               "rounds": args.rounds, "name": args.results, "cold_rounds": args.cold_rounds, "rows": []}
     with bench_lab(max(counts), args.instance, args.keep) as (_, inventory):
-        t0 = time.monotonic()
         hosts = load_inventory(inventory).select("all")
         state_dir = Path(os.environ["PROVISION_KNOWN_HOSTS"]).parent / "state"
         export(hosts[0], state_dir)
@@ -132,18 +136,32 @@ def main() -> None:
                         figures["rows"].append(row)
                         print(f"cold N={n} {tool}: {row['seconds']:.1f} s, end state {row['end_state'][:200]}",
                               flush=True)
+                        save(figures)
             else:
                 c.provision(n)  # converge for the no-op rounds; not a figure (N above --cold-max)
-            figures["rows"] += noop_rounds(c, tools, n, args.rounds, channels_on)
-            RESULTS.mkdir(exist_ok=True)
-            (RESULTS / "compare.json").write_text(json.dumps(figures, indent=2) + "\n")
-        figures["bench_minutes"] = round((time.monotonic() - t0) / 60, 1)
-    (RESULTS / "compare.json").write_text(json.dumps(figures, indent=2) + "\n")
-    write_report(figures)
+            ansible_rounds = args.rounds if args.ansible_rounds is None else args.ansible_rounds
+            figures["rows"] += noop_rounds(c, tools, n, args.rounds, ansible_rounds, channels_on)
+            figures["ansible_rounds"] = ansible_rounds
+            figures["bench_minutes"] = round((time.monotonic() - t0) / 60, 1)
+            save(figures)
+
+
+def save(figures: dict) -> None:
+    """bench/results/NAME.json and (for the main run) the document, after every step: a run cut
+    short still reports what it measured."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{figures['name']}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    if figures["name"] == "compare":
+        write_report(figures, extra_runs())
+
+
+def extra_runs() -> list[dict]:
+    """Rows of the other result files of bench/compare.py (e.g. a channel-count pass) for the doc."""
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("compare-*.json"))]
 
 
 if __name__ == "__main__":
     if "--report-only" in sys.argv:
-        write_report(json.loads((RESULTS / "compare.json").read_text()))
+        write_report(json.loads((RESULTS / "compare.json").read_text()), extra_runs())
     else:
         main()

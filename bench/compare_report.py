@@ -20,22 +20,30 @@ LABEL = {"floor": "floor: bench/floor.sh, 1 OpenSSH session/host", "probe-floor"
 COLD_FLOOR = "floor: one bash script doing the same installs, 1 OpenSSH session/host"
 
 
-def cells(rows: list[dict]) -> dict[tuple[str, int, str], dict]:
-    """(kind, n, tool) -> medians of seconds, CPU, RSS, the first run's channels, the run count."""
+def _channels(runs: list[dict], extra: list[dict]) -> dict:
+    """The first valid count of this cell: from its own runs, else from a channel-count pass."""
+    for r in [*runs, *extra]:
+        if r.get("channels", -1) >= 0:
+            return {"connections": r["connections"], "channels": r["channels"], "sftp": r["sftp"]}
+    return {"connections": "-", "channels": "-", "sftp": 0}
+
+
+def cells(rows: list[dict], extra_rows: list[dict] = ()) -> dict[tuple[str, int, str], dict]:
+    """(kind, n, tool) -> medians of seconds, CPU, RSS, the channels, the run count."""
     out: dict = {}
     for key in sorted({(r["kind"], r["n"], r["tool"]) for r in rows}):
         runs = [r for r in rows if (r["kind"], r["n"], r["tool"]) == key]
+        extra = [r for r in extra_rows if (r["kind"], r["n"], r["tool"]) == key]
         good = [r for r in runs if r["ok"]] or runs
         out[key] = {"seconds": statistics.median(r["seconds"] for r in good),
                     "cpu": statistics.median(r["cpu"] for r in good), "rss": statistics.median(r["rss_mib"] for r in good),
-                    "runs": len(runs), "failed": len(runs) - sum(r["ok"] for r in runs),
-                    "connections": runs[0]["connections"], "channels": runs[0]["channels"], "sftp": runs[0]["sftp"],
+                    "runs": len(runs), "failed": len(runs) - sum(r["ok"] for r in runs), **_channels(runs, extra),
                     "end_state": runs[0].get("end_state", "")}
     return out
 
 
 def table(figures: dict, kind: str) -> list[str]:
-    c = cells(figures["rows"])
+    c = cells(figures["rows"], figures.get("extra_rows", []))
     ns = sorted({n for (k, n, _t) in c if k == kind})
     lines = ["| contender | N | wall s (median) | x floor | runs | controller CPU s | controller peak RSS MiB |"
              " SSH conns / channels (+sftp) on host 1 | end state |",
@@ -74,7 +82,7 @@ def wrong_way(figures: dict) -> list[str]:
     for (kind, n, tool), cell in sorted(c.items()):
         if cell["end_state"] not in ("equal", ""):
             notes.append(f"- {kind} N={n}: {tool}'s end state was not provision's: {cell['end_state'][:200]}")
-    return notes or ["- none: provision met the goals and beat every other contender in every cell."]
+    return notes or ["- none in this run."]
 
 
 def plot(figures: dict) -> None:
@@ -96,7 +104,9 @@ def plot(figures: dict) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(PLOT, dpi=90)
 
@@ -109,7 +119,8 @@ def section(figures: dict) -> str:
         "## Deploy speed: provision vs pyinfra vs ansible-core (issue 11)",
         "",
         f"One run of `python3 bench/compare.py --hosts {','.join(map(str, counts))}` ({figures['started']}, "
-        f"{figures.get('bench_minutes', '?')} min). Machine: {m['cpus']} cores ({m['cpu']}), {m['memory']}, kernel "
+        f"{figures.get('bench_minutes', '?')} min). Machine: {m['cpus']} cores ({m['cpu']}), "
+        f"{int(m['memory'].split()[0]) / 2**20:.0f} GiB, kernel "
         f"{m['kernel']}, Python {m['python']}; shared with other work (load average {m['load_at_start']:.1f} at the "
         f"start), so absolute figures are noisy and the ratios within one run are what count. Versions: pyinfra "
         f"{v['pyinfra']}, ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the "
@@ -121,12 +132,14 @@ def section(figures: dict) -> str:
         "`provision deploy --check` must find 0 changes and bench/floor.sh must find nothing different "
         "(column *end state*). *Cold*: hosts 1..N removed and made again (nothing installed), then one run; "
         f"{figures['cold_rounds']} run(s) per cell at N = {', '.join(map(str, cold_ns)) or '-'}. *No-op*: "
-        f"{figures['rounds']} interleaved rounds (order rotated each round), medians. Wall time is the whole "
+        f"{figures['rounds']} interleaved rounds (order rotated each round; ansible's two variants "
+        f"{figures.get('ansible_rounds', figures['rounds'])} of them: they are the slow ones), medians. Wall time is the whole "
         "controller process (for the floors: one `ssh` per host, started together). Controller CPU is user + "
         "system of the process and its children; peak RSS is the largest process's. Connections and channels are "
         "counted on host 1 by its sshd (LogLevel DEBUG1 on that host only: `Accepted publickey` and "
-        "`server_input_channel_open: ctype session` lines), so they do not depend on MaxSessions or on client "
-        "multiplexing. x floor: against bench/floor.sh (no-op) or the single install script (cold) of the same N.",
+        "`server_input_channel_open: ctype session` lines of `journalctl -t sshd`), so they do not depend on "
+        "MaxSessions or on client multiplexing; where the timed run could not count them, a separate pass "
+        "(`--results compare-channels`, one round) did. x floor: against bench/floor.sh (no-op) or the single install script (cold) of the same N.",
         "",
         "### No-op re-deploy", "", *table(figures, "noop"), "",
         "### Cold deploy", "", *table(figures, "cold"), "",
@@ -135,7 +148,9 @@ def section(figures: dict) -> str:
     ])
 
 
-def write_report(figures: dict) -> None:
+def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
+    """`extra_runs`: other result files (e.g. a channel-count pass); only their counts are used."""
+    figures = {**figures, "extra_rows": [r for run in extra_runs for r in run["rows"]]}
     plot(figures)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if BEGIN not in text:

@@ -130,7 +130,8 @@ class Channels:
 
     def _counts(self) -> tuple[int, int, int]:
         """Totals so far; retried, since sshd refuses connections for a moment while it reloads."""
-        script = ("journalctl -q -u ssh -o cat --no-pager | awk '/Accepted publickey/ {a++} "
+        # -t sshd, not -u ssh: pam_systemd moves each session's sshd into the user's session scope
+        script = ("journalctl -q -t sshd -o cat --no-pager | awk '/Accepted publickey/ {a++} "
                   "/server_input_channel_open: ctype session/ {c++} /subsystem request for sftp/ {s++} "
                   "END {print a+0, c+0, s+0}'\n")
         for attempt in range(20):
