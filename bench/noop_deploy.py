@@ -9,6 +9,9 @@ running exactly provision's probe script (the facts and the health check) and no
 ratio provision / floor is the controller's overhead (Python start-up, imports, planning, paramiko);
 the floor itself is the probe's weight on the hosts. With --before, an older checkout runs in the
 same rounds, for a before/after from one run. With --forks, the N-host deploy is run once per value.
+Beside wall time, each provision variant's CPU seconds (user + sys of the process; on a loaded machine
+they vary far less than wall time) and its hosts' part (the slowest host's own seconds in the report:
+connect, probe, plan, without the interpreter start and imports).
 Also once: what per-operation tools do, one SSH exec per fact (the same probe snippets, paramiko).
 Figures on this machine are noisy: compare ratios from one run, not numbers across runs.
 """
@@ -19,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,13 +41,20 @@ INSTANCE = "bench"
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
+CPU: dict[str, list[float]] = {}  # CPU seconds (user + sys) of each provision process, by variant
+
+
 def cli(*args: str, checkout: Path = CHECKOUT) -> tuple[float, dict]:
-    """One `provision` process from `checkout` (its own package, not the installed one); seconds and report."""
+    """One `provision` process from `checkout` (its own package, not the installed one); seconds and report.
+    Its CPU time goes to CPU["last"]: on a loaded machine it varies far less than wall time."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "provisioner", *args, "--json"], capture_output=True, text=True,
                          env=env, cwd=checkout)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = [after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime]
     if out.returncode != 0:
         raise SystemExit(f"provision {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return seconds, json.loads(out.stdout)
@@ -84,9 +95,14 @@ def per_fact_baseline(inventory: Path, host_name: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(resources)
 
 
-def noop(checkout: Path, pattern: str, inventory: Path, forks: int) -> tuple[float, dict]:
+def noop(checkout: Path, pattern: str, inventory: Path, forks: int, key: str = "") -> tuple[float, dict]:
+    """A no-op deploy; under `key`, its CPU seconds and the slowest host's own seconds (the deploy
+    after start-up and imports: connect, probe, plan)."""
     seconds, report = cli("deploy", "-H", pattern, "-i", str(inventory), "--forks", str(forks), checkout=checkout)
     assert all(h["changed"] == 0 for h in report["hosts"]), report
+    if key:
+        CPU.setdefault(f"{key}_cpu", []).extend(CPU["last"])
+        CPU.setdefault(f"{key}_hosts_part", []).append(max(h["seconds"] for h in report["hosts"]))
     return seconds, report
 
 
@@ -100,10 +116,10 @@ def rounds(args, hosts: list, inventory: Path) -> dict[str, list[float]]:
         times.setdefault("floor_1", []).append(probe_floor([first], known_hosts))
         times.setdefault(f"floor_{n}", []).append(probe_floor(hosts, known_hosts))
         for name, checkout in checkouts.items():
-            times.setdefault(f"{name}_1", []).append(noop(checkout, first.name, inventory, 1)[0])
+            times.setdefault(f"{name}_1", []).append(noop(checkout, first.name, inventory, 1, f"{name}_1")[0])
             for forks in args.forks:
                 key = f"{name}_{n}" + ("" if forks == n else f"_forks{forks}")
-                times.setdefault(key, []).append(noop(checkout, "all", inventory, forks)[0])
+                times.setdefault(key, []).append(noop(checkout, "all", inventory, forks, key)[0])
     return times
 
 
@@ -148,11 +164,15 @@ def main() -> None:
         if not key.startswith("floor"):
             count = key.split("_")[1]
             figures["ratios"][f"{key}_over_floor"] = round(value / medians[f"floor_{count}"], 2)
+    figures["cpu_and_hosts_part_s"] = {key: round(statistics.median(values), 3)
+                                       for key, values in CPU.items() if key != "last"}
     figures.update(remote_scripts_per_host=remote.get("scripts"), ssh_channels_per_host=remote.get("channels"),
                    baseline_one_exec_per_fact_s=round(baseline, 3), baseline_operations=operations)
     for key, value in medians.items():
         ratio = figures["ratios"].get(f"{key}_over_floor")
         print(f"{key:24} {value:6.3f} s" + (f"   {ratio:.2f}x its floor" if ratio else ""))
+    for key, value in figures["cpu_and_hosts_part_s"].items():
+        print(f"{key:24} {value:6.3f} s")
     print(f"remote per host: {remote.get('channels')} SSH channel, {remote.get('scripts')} script(s)")
     print(f"one exec per fact ({operations} facts, no planning, one host): {baseline:.3f} s")
     save("noop_deploy", figures)
