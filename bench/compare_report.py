@@ -125,6 +125,10 @@ def section(figures: dict) -> str:
         f"start), so absolute figures are noisy and the ratios within one run are what count. Versions: pyinfra "
         f"{v['pyinfra']}, ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the "
         "container lab (Debian 12, systemd-nspawn, apt through the lab's apt-cacher-ng, warm cache).",
+        *(["", "Merged from runs of their own at the same time (same machine, same load): " + "; ".join(
+            f"`--results {run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}))}, "
+            f"{run['rounds']} rounds, started {run['started']})" for run in figures.get("extra", [])) + "."]
+          if figures.get("extra") else []),
         "",
         "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's own "
         "declared state (packages, files rendered by our templates, links, absent paths, services, the release "
@@ -149,8 +153,13 @@ def section(figures: dict) -> str:
 
 
 def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
-    """`extra_runs`: other result files (e.g. a channel-count pass); only their counts are used."""
-    figures = {**figures, "extra_rows": [r for run in extra_runs for r in run["rows"]]}
+    """`extra_runs`: other result files of compare.py: their channel counts fill the main run's gaps,
+    and their cells appear where the main run has none."""
+    extra = [r for run in extra_runs for r in run["rows"]]
+    own = {(r["kind"], r["n"], r["tool"]) for r in figures["rows"]}
+    # cells the main run did not reach (e.g. N=10 measured by a run of its own) come from the others
+    figures = {**figures, "extra": extra_runs, "extra_rows": extra, "rows": figures["rows"] + [
+        r for r in extra if (r["kind"], r["n"], r["tool"]) not in own]}
     plot(figures)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if BEGIN not in text:
