@@ -19,21 +19,32 @@ def plot(results: dict) -> None:
     import matplotlib.pyplot as plt
 
     concurrency = results["concurrency"]
-    fig, (rate, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (rate, p99, failed) = plt.subplots(1, 3, figsize=(15, 4.2))
     for name, rows in results["table"].items():
         rate.plot(concurrency, [rows[str(c)]["ok_rps"] for c in concurrency], marker="o", label=name)
         p99.plot(concurrency, [rows[str(c)]["p99_ms"] or float("nan") for c in concurrency], marker="o", label=name)
+        failed.plot(concurrency, [_failed_percent(results["slices"], name, c) for c in concurrency], marker="o",
+                    label=name)
     rate.set(xscale="log", xlabel="concurrent clients (wrk -c)", ylabel="successful requests/s (median round)",
              title="POST /predict: successful requests/s")
     p99.set(xscale="log", yscale="log", xlabel="concurrent clients (wrk -c)", ylabel="p99 latency, ms",
-            title="p99 latency (median round)")
-    for ax in (rate, p99):
+            title="p99 latency (median round; a 502 counts)")
+    failed.set(xscale="log", xlabel="concurrent clients (wrk -c)", ylabel="% of requests",
+               title="failed requests (any kind, all rounds)")
+    for ax in (rate, p99, failed):
         ax.set_xticks(concurrency, [str(c) for c in concurrency])
         ax.grid(True, alpha=0.3)
     rate.legend()
     fig.tight_layout()
     fig.savefig(PLOT, dpi=90)
     plt.close(fig)
+
+
+def _failed_percent(slices: list[dict], name: str, c: int) -> float:
+    """Failed requests of every kind over all requests wrk made (answered or not), in percent."""
+    mine = [s for s in slices if s["server"] == name and s["c"] == c]
+    failed = sum(s["non_2xx"] + s["connect"] + s["read"] + s["write"] + s["timeout"] for s in mine)
+    return 100 * failed / max(1, sum(s["answered"] + s["connect"] + s["timeout"] for s in mine))
 
 
 def _errors(errors: dict) -> str:
