@@ -1,7 +1,8 @@
 """HTTPS with an ACME certificate on a real host, through the real CLI: Debian's pebble runs beside the
 host in a network namespace of the test's own (tests/lab/pebble.py). The certificate is obtained by
 HTTP-01 during the deploy; a client trusting pebble's root verifies the chain and gets h2; a forced
-renewal is served after a reload (same nginx master); testssl.sh finds nothing HIGH or CRITICAL; a
+renewal is served after a reload (same nginx master) and staples for the OCSP responder pebble's
+certificates name, nginx -t without a warning; testssl.sh finds nothing HIGH or CRITICAL; a
 re-deploy with every feature of the front on changes nothing; a challenge that fails fails the deploy in one line, the old certificate
 serving on.
 """
@@ -66,6 +67,10 @@ def test_acme_certificate_by_http01_renewed_without_restart(pebble_beside, tmp_p
     assert renewed != serial, "the renewed certificate is served"
     assert on_host(inventory, host.name, "systemctl show -p MainPID --value nginx").strip() == master, \
         "reloaded by the deploy hook, never restarted"
+    stapling = on_host(inventory, host.name, "cat /etc/ssl/provision/model_api/stapling.conf")
+    assert "ssl_stapling on;" in stapling and ":4002" in stapling, "pebble's certificates name its OCSP responder"
+    checked = on_host(inventory, host.name, "nginx -t 2>&1")
+    assert "syntax is ok" in checked and "[warn]" not in checked, checked
 
     code, [again] = deploy_json(inventory)
     assert (code, again["status"], again["changed"], again["handlers"]) == (0, "ok", 0, []), again
