@@ -115,8 +115,10 @@ def main() -> None:
     args = ap.parse_args()
     counts = sorted({int(x) for x in args.hosts.split(",")})
     tools = [t for t in args.tools.split(",") if t]
+    if not Path("/usr/bin/time").exists():
+        raise SystemExit("bench/compare.py measures controller memory with GNU time: apt-get install time")
     t0 = time.monotonic()
-    figures = {"machine": machine(), "versions": ensure_venv(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    figures = {"rss_method": "gnu-time", "machine": machine(), "versions": ensure_venv(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "rounds": args.rounds, "name": args.results, "cold_rounds": args.cold_rounds, "rows": []}
     with bench_lab(max(counts), args.instance, args.keep) as (_, inventory):
         hosts = load_inventory(inventory).select("all")

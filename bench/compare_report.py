@@ -45,9 +45,10 @@ def cells(rows: list[dict], extra_rows: list[dict] = ()) -> dict[tuple[str, int,
 def table(figures: dict, kind: str) -> list[str]:
     c = cells(figures["rows"], figures.get("extra_rows", []))
     ns = sorted({n for (k, n, _t) in c if k == kind})
-    lines = ["| contender | N | wall s (median) | x floor | runs | controller CPU s |"
-             " SSH conns / channels (+sftp) on host 1 | end state |",
-             "|---|---:|---:|---:|---:|---:|---|---|"]
+    rss = figures.get("rss_method") == "gnu-time"  # older runs measured it wrongly: no column
+    lines = ["| contender | N | wall s (median) | x floor | runs | controller CPU s |" + (" peak RSS MiB |" if rss else "")
+             + " SSH conns / channels (+sftp) on host 1 | end state |",
+             "|---|---:|---:|---:|---:|---:|" + ("---:|" if rss else "") + "---|---|"]
     for n in ns:
         floor = c.get((kind, n, "floor"))
         for tool in ORDER:
@@ -60,7 +61,7 @@ def table(figures: dict, kind: str) -> list[str]:
             sftp = f" +{cell['sftp']}" if cell["sftp"] else ""
             end = cell["end_state"] if cell["end_state"] in ("equal", "") else "DIFFERS: " + cell["end_state"][:80]
             lines.append(f"| {name} | {n} | {cell['seconds']:.2f} | {ratio} | {cell['runs']}{failed} | {cell['cpu']:.2f} "
-                         f"| {cell['connections']} / {cell['channels']}{sftp} | {end or '-'} |")
+                         + (f"| {cell['rss']:.0f} " if rss else "") + f"| {cell['connections']} / {cell['channels']}{sftp} | {end or '-'} |")
     return lines
 
 
@@ -139,9 +140,9 @@ def section(figures: dict) -> str:
         f"{figures['rounds']} interleaved rounds (order rotated each round; ansible's two variants "
         f"{figures.get('ansible_rounds', figures['rounds'])} of them: they are the slow ones), medians. Wall time is the whole "
         "controller process (for the floors: one `ssh` per host, started together). Controller CPU is user + "
-        "system of the process and its children. Controller memory is not reported: the ru_maxrss that "
-        "wait4 returns for a forked child counts the benchmark process's own pages (it read 125 MiB for a "
-        "bare `ssh`), so it measured the wrong thing. Connections and channels are "
+        "system of the process and its children; peak RSS (when shown) is GNU time's for the largest process. "
+        "Runs before GNU time was used show no RSS: wait4's ru_maxrss for a child forked from the benchmark "
+        "counted the benchmark's own pages (125 MiB for a bare `ssh`). Connections and channels are "
         "counted on host 1 by its sshd (LogLevel DEBUG1 on that host only: `Accepted publickey` and "
         "`server_input_channel_open: ctype session` lines of `journalctl -t sshd`), so they do not depend on "
         "MaxSessions or on client multiplexing; where the timed run could not count them, a separate pass "

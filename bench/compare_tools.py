@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +36,17 @@ class Cost:
 
 
 def measure(argvs: list[list[str]], inputs: list[str | None] | None = None, env: dict | None = None) -> Cost:
-    """Run the processes at once; wall time until the last ends, their CPU and the largest RSS."""
+    """Run the processes at once; wall time until the last ends, their CPU and the largest RSS.
+    RSS comes from GNU time around each process: wait4's ru_maxrss of a child forked from this
+    (large) process would count this process's own pages too."""
     inputs = inputs or [None] * len(argvs)
+    rss_files = [tempfile.NamedTemporaryFile(prefix="bench-rss-", delete=False).name for _ in argvs]
     started = time.perf_counter()
-    procs = [subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+    procs = [subprocess.Popen(["/usr/bin/time", "-q", "-f", "%M", "-o", rss, *argv],
+                              stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=CHECKOUT)
-             for argv, data in zip(argvs, inputs)]
-    outs, cpu, rss, ok = [], 0.0, 0, True
+             for argv, data, rss in zip(argvs, inputs, rss_files)]
+    outs, cpu, ok = [], 0.0, True
     for proc, data in zip(procs, inputs):
         if data is not None:
             proc.stdin.write(data.encode())
@@ -51,8 +56,13 @@ def measure(argvs: list[list[str]], inputs: list[str | None] | None = None, env:
         proc.returncode = os.waitstatus_to_exitcode(status)
         ok = ok and proc.returncode == 0
         cpu += usage.ru_utime + usage.ru_stime
-        rss = max(rss, usage.ru_maxrss)
-    return Cost(time.perf_counter() - started, cpu, rss / 1024, ok, "\n".join(outs)[-3000:])
+    seconds = time.perf_counter() - started
+    rss = 0
+    for path in rss_files:
+        text = Path(path).read_text().split()
+        rss = max(rss, int(text[-1]) if text and text[-1].isdigit() else 0)
+        os.unlink(path)
+    return Cost(seconds, cpu, rss / 1024, ok, "\n".join(outs)[-3000:])
 
 
 class Contenders:
