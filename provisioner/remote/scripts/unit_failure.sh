@@ -1,6 +1,7 @@
 # Why a unit did not come up after restart_unit.sh: the last Python traceback in its journal since
 # the restart, then the journal's last lines. journald stores a dying service's output a moment
-# after systemd reports the failure (seconds on a loaded host), so this waits up to 8 s for a traceback.
+# after systemd reports the failure (seconds on a loaded host), so this waits up to 12 s for a
+# traceback (8 s missed one at load 20).
 # The last traceback that is not a KeyboardInterrupt (uWSGI stops the other workers with SIGINT
 # when one fails to load the app) is the cause, however much was logged after it.
 # Given: UNIT, SINCE.
@@ -8,7 +9,7 @@ journal() {
     journalctl -u "$UNIT" --since "$SINCE" --no-pager -o cat
 }
 tries=0
-while [ "$tries" -lt 40 ] && ! journal | grep -q Traceback; do
+while [ "$tries" -lt 60 ] && ! journal | grep -q Traceback; do
     sleep 0.2
     tries=$((tries + 1))
 done
