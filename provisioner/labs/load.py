@@ -50,10 +50,12 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
 
-def run_slice(url: str, connections: int, seconds: int, script: Path | None = None, timeout: int = 5) -> Slice:
+def run_slice(url: str, connections: int, seconds: int, script: Path | None = None, timeout: int = 5,
+              headers: tuple[str, ...] = ()) -> Slice:
     """One wrk run of `seconds` at `connections` against `url` (GET, or what `script` says)."""
     threads = min(2, connections)
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout}s", "--latency"]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout}s", "--latency",
+            *[arg for header in headers for arg in ("-H", header)]]
     out = subprocess.run([*argv, *(["-s", str(script)] if script else []), url], capture_output=True, text=True,
                          timeout=seconds + 60).stdout
     match = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out)
