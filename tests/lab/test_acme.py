@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -40,13 +41,23 @@ def pebble_beside(lab_hosts, tmp_path):
         pebble.stop(server, host.instance)
 
 
-def served_certificate(address, root):
-    """The serial of the certificate the site serves, verified against `root`, and the protocol (h2)."""
+def served_certificate(address, root, wait=15.0):
+    """The serial of the certificate the site serves, verified against `root`, and the protocol (h2).
+    A reload returns before nginx's master has its new workers in place: for a moment after it an old
+    worker may still answer with the certificate it had (seen once in CI), so this asks again for up
+    to `wait` seconds before a verification failure counts."""
     context = ssl.create_default_context(cafile=str(root))
     context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=SITE) as conn:
-            return conn.getpeercert()["serialNumber"], conn.selected_alpn_protocol()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with socket.create_connection((address, 443), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=SITE) as conn:
+                    return conn.getpeercert()["serialNumber"], conn.selected_alpn_protocol()
+        except ssl.SSLCertVerificationError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_acme_certificate_by_http01_renewed_without_restart(pebble_beside, tmp_path):
