@@ -1,5 +1,6 @@
 """provision: agentless provisioning over SSH for a WSGI API behind nginx + uWSGI."""
 
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -7,3 +8,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # the package itself, which carries templates/ and examples/ (and roles/ as provisioner.stack).
 PROJECT_ROOT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else PACKAGE_DIR
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
+
+
+def default_cache_dir() -> Path:
+    """The controller's cache (built releases, wheels, compiled templates): $XDG_CACHE_HOME/provision
+    or ~/.cache/provision."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "provision"

@@ -3,7 +3,10 @@ r"""Render the files the tool installs on a host (nginx site, uWSGI ini, systemd
     render("nginx/site.conf.j2", {"v": settings, "paths": Layout.of(settings)})
 
 One cached jinja2 Environment per template root: StrictUndefined (a missing name is an error, never
-an empty string), keep_trailing_newline, no autoescape (these are config files, not HTML).
+an empty string), keep_trailing_newline, no autoescape (these are config files, not HTML). Compiled
+templates are kept across runs in <cache>/jinja2/<jinja2 version>/ (compiling them was most of a no-op
+deploy's planning time, docs/performance.md): jinja2 recompiles a template whose source changed, and
+a cache that cannot be written is only slower, never an error.
 
 Every jinja error becomes a `UserError` that names the template file, the line and the problem:
 
@@ -23,6 +26,7 @@ Helpers available in every template (besides jinja's own):
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import sys
@@ -31,7 +35,7 @@ from types import TracebackType
 
 import jinja2
 
-from provisioner import PROJECT_ROOT, TEMPLATES_DIR
+from provisioner import PROJECT_ROOT, TEMPLATES_DIR, default_cache_dir
 from provisioner.errors import UserError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -85,15 +89,38 @@ def _fail(cause: str, fix: str = "") -> None:
     raise UserError(cause, fix)
 
 
+class _BytecodeCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's file cache, best effort: a read-only or full cache directory costs a compile, no more."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+# How templates are read: compiled code depends on these, so they name the cache directory too.
+_SYNTAX = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True, "autoescape": False}
+
+
+def _bytecode_cache() -> _BytecodeCache | None:
+    """The compiled-template cache of this jinja2 version and syntax (the code depends on both)."""
+    syntax = hashlib.sha256(repr(sorted(_SYNTAX.items())).encode()).hexdigest()[:12]
+    directory = default_cache_dir() / "jinja2" / f"{jinja2.__version__}-{syntax}"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _BytecodeCache(str(directory))
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(root: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(root),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        **_SYNTAX,
     )
     env.filters["ini_bool"] = ini_bool
     env.filters["reveal"] = reveal

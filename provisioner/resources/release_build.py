@@ -48,6 +48,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner import default_cache_dir
 from provisioner.errors import UserError
 
 from .release_files import Entry, collect
@@ -107,11 +108,6 @@ def python_for(os_id: str, version_id: str) -> str:
             f"unsupported OS {os_id} {version_id}: no known system python3 for it",
             f"use a host running one of: {supported}",
         ) from None
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "provision"
 
 
 def platform_tags(machine: str) -> list[str]:
