@@ -9,7 +9,7 @@ from pathlib import Path
 from provisioner import TEMPLATES_DIR
 from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
-from provisioner.remote.quoting import assign, function
+from provisioner.remote.quoting import Raw, assign, cmd, function
 from provisioner.templating import render
 
 from . import app, balancer, base, firewall, front, nginx, tls, uwsgi
@@ -36,8 +36,7 @@ class NginxUwsgi(Stack):
 
     def health(self, v, tries: int = 20) -> str:
         """The health path through nginx, as a client naming the site would ask."""
-        server = v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
-        return http_check(v.http_port, server, v.health_path, tries)
+        return http_check(v.http_port, _site_name(v), v.health_path, tries)
 
     def health_label(self, v) -> str:
         through = " to the app hosts" if v.site_tier == "balancer" else ""
@@ -72,12 +71,19 @@ class NginxUwsgi(Stack):
                 "uwsgi": journal, "app": journal}
 
     def status(self, v) -> str:
-        return self._look(v, "status.sh", QUICK=1) + "\n" + self._look(v, "doctor.sh", QUICK=1)
+        return self._look(v, "status.sh", QUICK=1) + "\n" + self._look(v, self._behind_nginx(v), QUICK=1)
 
     def doctor(self, v) -> str:
-        """doctor.sh, then doctor-front.sh (the app's journal, the certificate), each in a subshell."""
-        return "\n".join(["(", self._look(v, "doctor.sh", QUICK=0), ")", "(",
-                          self._look(v, "doctor-front.sh", **tls.doctor_params(v)), ")"])
+        """What runs behind nginx, doctor.sh (nginx's side), then doctor-front.sh (the app's journal,
+        the certificate), each in a subshell."""
+        return "\n".join(["(", self._look(v, self._behind_nginx(v), QUICK=0), ")",
+                          "(", self._look(v, "doctor.sh"), ")",
+                          "(", self._look(v, "doctor-front.sh", **tls.doctor_params(v)), ")"])
+
+    @staticmethod
+    def _behind_nginx(v) -> str:
+        """The script that looks at what nginx passes to: a balancer's app hosts, or the host's uWSGI."""
+        return "doctor-upstream.sh" if v.site_tier == "balancer" else "doctor-uwsgi.sh"
 
     def _look(self, v, script: str, **params) -> str:
         """One of this folder's read-only scripts, with the host's paths and a health check (one try)."""
@@ -85,10 +91,28 @@ class NginxUwsgi(Stack):
         return "\n".join([
             *(assign(k, value) for k, value in dict(
                 UNIT=at.unit, CURRENT=at.current, SOCKET=v.uwsgi_socket, ERROR_LOG=at.error_log,
-                SITE=at.site_enabled, HEALTH_LABEL=self.health_label(v), **params).items()),
+                SITE=at.site_enabled, HEALTH_LABEL=self.health_label(v), TIER=v.site_tier, **params).items()),
             function("check_health", self.health(v, tries=1)),
+            function("check_app_hosts", self._app_host_checks(v)),
             (HERE / script).read_text(),
         ])
+
+    @staticmethod
+    def _app_host_checks(v) -> str:
+        """Shell (a balancer): a line per app host, NAME, ADDRESS:PORT, its health check's exit code
+        and answer, asked straight from the balancer as its own requests go (doctor-upstream.sh)."""
+        lines = [":"]
+        for name, address in v.upstream:
+            check = http_check(v.http_port, _site_name(v), v.health_path, tries=1, address=address)
+            lines += [f"answer=$({{\n{check}\n}} 2>&1)", "rc=$?",
+                      cmd("printf", r"%s\t%s\t%s\t%s\n", name, f"{address}:{v.http_port}", Raw('"$rc"'),
+                          Raw('"$(printf \'%s\' "$answer" | tail -n 1)"'))]
+        return "\n".join(lines)
+
+
+def _site_name(v) -> str:
+    """The Host a client naming the site sends (localhost for a catch-all site)."""
+    return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
 
 
 HERE = Path(__file__).parent

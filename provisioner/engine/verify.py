@@ -16,11 +16,12 @@ from ..remote.session import Session
 REDIRECTED = 3  # http_check.sh's exit code for a 3xx answer
 
 
-def http_check(port: int, host_header: str, path: str, tries: int = 20) -> str:
-    """Shell: GET http://127.0.0.1:PORT/PATH with a Host header; exit 0 on a 2xx answer (or on a
+def http_check(port: int, host_header: str, path: str, tries: int = 20, address: str = "127.0.0.1") -> str:
+    """Shell: GET http://ADDRESS:PORT/PATH with a Host header; exit 0 on a 2xx answer (or on a
     redirect's 2xx/3xx, followed by python3)."""
-    follow = scripts.python("http_check.py", f"http://127.0.0.1:{port}{path}", host_header, tries)
-    return "\n".join([f"if {scripts.bash('http_check.sh', port, host_header, path, tries)}",
+    at = f"[{address}]" if ":" in address else address
+    follow = scripts.python("http_check.py", f"http://{at}:{port}{path}", host_header, tries)
+    return "\n".join([f"if {scripts.bash('http_check.sh', port, host_header, path, tries, *([address] if address != '127.0.0.1' else []))}",
                       "then :",
                       f"else case $? in {REDIRECTED}) {follow}", ";; *) false ;; esac",
                       "fi"])
