@@ -10,7 +10,6 @@ from provisioner import TEMPLATES_DIR
 from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
-from provisioner.templating import render
 
 from . import app, balancer, base, firewall, front, nginx, tls, uwsgi
 from .layout import Layout
@@ -50,15 +49,16 @@ class NginxUwsgi(Stack):
     def is_front(self, host) -> bool:
         return host.vars.site_tier == "balancer"
 
-    def fronts(self, host, everyone: list) -> list:
-        """The balancers whose upstream has the host."""
-        return [b for b in everyone if self.is_front(b) and host.name in (name for name, _ in b.vars.upstream)]
-
-    def route_around(self, v, names: frozenset[str]) -> str:
-        """The balancer's upstream with `names` marked down, reloaded, old workers drained (its read timeout)."""
-        text = render("nginx/upstream.conf.j2", balancer.upstream_context(v, names), self.templates)
-        return "\n".join([assign("UPSTREAM_FILE", Layout.of(v).upstream_conf), assign("UPSTREAM_TEXT", text),
-                          assign("DRAIN_SECONDS", v.uwsgi_read_timeout), (HERE / "balancer-route.sh").read_text()])
+    def drain(self, hosts: list, everyone: list, out: frozenset[str]) -> list[tuple]:
+        """An app host with its firewall drains itself (no balancer reload); for the others, every
+        balancer in front of them marks them down and reloads (docs/topology.md: what that costs)."""
+        fronts = [b for b in everyone if self.is_front(b)]
+        pairs = [(h, firewall.drain(h.vars, h.name in out, balancer.fail_timeout(h, fronts), self.templates))
+                 for h in hosts if firewall.wanted(h.vars)]
+        no_firewall = {h.name for h in everyone if not firewall.wanted(h.vars)}
+        routed = no_firewall & {h.name for h in hosts}
+        around = [b for b in fronts if routed & {name for name, _ in b.vars.upstream}]
+        return pairs + [(b, balancer.route_around(b.vars, out & no_firewall, self.templates)) for b in around]
 
     def explain(self, v) -> str:
         at = Layout.of(v)

@@ -1,7 +1,9 @@
-# A balancer routes around some app hosts (a rolling release): write its upstream file (the app hosts
-# to leave out marked `down`), check nginx, reload, and wait until the workers of the old
-# configuration exit: they finish the requests they have in flight first, so when they are gone no
-# request to a host left out is still running. The old file is put back if nginx -t refuses the new.
+# A balancer routes around some app hosts that have no firewall (a rolling release; app hosts with one
+# drain themselves: app-drain.sh): write its upstream file (the app hosts to leave out marked `down`),
+# check nginx, reload, and wait until the workers of the old configuration exit: they finish the
+# requests they have in flight first, so when they are gone no request to a host left out is still
+# running. The old file is put back if nginx -t refuses the new. The reload's cost: the old workers
+# close their idle client connections, and a request a client sends on one at that instant fails.
 # Parameters: UPSTREAM_FILE, UPSTREAM_TEXT, DRAIN_SECONDS.
 set -u
 backup="$UPSTREAM_FILE.provision-route"

@@ -3,13 +3,22 @@
 Its own table (`inet provision_APP`) in its own file, loaded by its own unit: the host's other
 rules, and Debian's nftables.service, are left alone. A host that stops being an app host behind
 balancers (or sets firewall: false) loses the table, the file and the unit.
+
+For a rolling release the same host takes itself out of the balancers' traffic with a second table,
+`inet provision_APP_drain` (app-drain.sh), and no balancer reloads. A deploy outside a roll declares
+that table absent: a host a stopped roll left out comes back in with its next deploy.
 """
 
 import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
 
+from provisioner.config.topology import UPSTREAM_KEEPALIVE_SECONDS
 from provisioner.engine.handlers import Handler
 from provisioner.errors import UserError
-from provisioner.resources import Absent, Packages, Service, SystemdUnit, Template
+from provisioner.remote.quoting import assign, cmd
+from provisioner.resources import Absent, Decision, Packages, Resource, Service, SystemdUnit, SystemFacts, Template
+from provisioner.templating import render
 
 from .app import context
 from .layout import Layout
@@ -31,6 +40,8 @@ def resources(v):
     else:
         for path in (at.firewall_rules, at.firewall_unit_file, _wants_link(at)):
             yield Absent(path, notify=("drop firewall",))
+    if v.site_tier == "app":
+        yield InTheTraffic(drain_table(v), rolling=bool(v.get("rolling")))
 
 
 def handlers(v):
@@ -46,6 +57,51 @@ def table_name(v) -> str:
     return f"provision_{v.app_name}"
 
 
+def drain_table(v) -> str:
+    return f"provision_{v.app_name}_drain"
+
+
+@dataclass
+class InTheTraffic(Resource):
+    """The host takes its balancers' traffic: no drain table. In a batch of a roll (`rolling`, set by
+    the engine) the table stays: the roll puts the host back once it is healthy."""
+
+    table: str
+    rolling: bool = False
+
+    def label(self) -> str:
+        return f"nftables table inet {self.table}"
+
+    def probe(self, want_diff: bool = False) -> str:
+        return f"if nft list table inet {self.table} >/dev/null 2>&1; then echo out; fi"
+
+    def decide(self, fact: str, system: SystemFacts, want_diff: bool = False) -> Decision:
+        if fact != "out":
+            return self.ok("absent: the host takes the balancers' traffic")
+        if self.rolling:
+            return self.ok("out of the balancers' traffic for this batch of the roll, which puts it back")
+        return self.change("present: a stopped rolling release left the host out of the balancers' traffic; "
+                           "deleted, the host takes traffic again", cmd("nft", "delete", "table", "inet", self.table))
+
+
+def drain(v, out: bool, fail_timeout: int, templates: Path) -> str:
+    """Shell run on the app host: out of its balancers' traffic (or back in), waiting until that is
+    so (app-drain.sh says how long); `fail_timeout`: its balancers' longest, in seconds."""
+    context = {**rules_context(v), "table": drain_table(v)}
+    addresses = context["ipv4"] + [f"[{a}]" for a in context["ipv6"]]
+    params = {
+        "OUT": int(out), "TABLE": drain_table(v),
+        "RULES": render("nftables/app-drain.nft.j2", context, templates),
+        "SS_PORTS": "( " + " or ".join(f"sport = :{port}" for port in context["ports"]) + " )",
+        "BALANCERS": " ".join(addresses),
+        # requests in flight, then a connection's last use and its idle time at the balancer
+        "DRAIN_SECONDS": v.uwsgi_read_timeout + 2 * UPSTREAM_KEEPALIVE_SECONDS,
+        # a balancer tries a refused host again after its fail_timeout, with the next request it has
+        "REJOIN_SECONDS": fail_timeout + 5,
+    }
+    return "\n".join([*(assign(k, value) for k, value in params.items()), (HERE / "app-drain.sh").read_text()])
+
+
 def rules_context(v) -> dict:
     """The template's context: the table, the ports, the balancers' addresses by family."""
     addresses = []
@@ -59,6 +115,9 @@ def rules_context(v) -> dict:
     ports = [v.http_port] + ([v.https_port] if v.tls != "off" else [])
     return {**context(v), "table": table_name(v), "ports": ports,
             "ipv4": [str(a) for a in addresses if a.version == 4], "ipv6": [str(a) for a in addresses if a.version == 6]}
+
+
+HERE = Path(__file__).parent
 
 
 def _wants_link(at: Layout) -> str:

@@ -13,12 +13,18 @@ never makes a balancer forget the others.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
 from provisioner.config.kinds import Invalid, Kind
 from provisioner.errors import UserError
 
+# A balancer closes a connection to an app host once it is this old (after the request on it) or idle
+# this long: so an app host drained for a rolling release sees its connections end within seconds,
+# each closed by the balancer itself, which never sends on a connection it closed. Below the app
+# host nginx's keepalive_timeout (75 s): the app host never closes one a balancer may reuse.
+UPSTREAM_KEEPALIVE_SECONDS = 4
 UPSTREAM_METHODS = {"round_robin": "", "least_conn": "least_conn;", "ip_hash": "ip_hash;",
                     "random": "random two least_conn;"}
 
@@ -37,6 +43,14 @@ def _serial(value: Any) -> str:
     if not re.fullmatch(r"[1-9][0-9]*%?", text) or (text.endswith("%") and int(text[:-1]) > 100):
         raise Invalid()
     return text
+
+
+_TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
+
+
+def nginx_seconds(text: str) -> int:
+    """An nginx time ("10s", "1m30s", "30") in whole seconds, rounded up ("off": 0)."""
+    return math.ceil(sum(int(n) * _TIME_UNITS[unit or "s"] for n, unit in re.findall(r"(\d+)(ms|[smhdwMy])?", text)))
 
 
 UPSTREAM_METHOD = Kind("one of " + ", ".join(UPSTREAM_METHODS), _method, "least_conn")

@@ -1,22 +1,24 @@
 """Rolling releases (`deploy --serial N|N%`): the hosts in batches, each batch out of the traffic while
 it is deployed.
 
-Per batch: every front of its hosts (a balancer, for the default stack) routes around them and lets
-their in-flight requests finish (`Stack.route_around`); the batch deploys, each host verifying its own
-health as every deploy does; the healthy ones go back in. A batch with a failed host stops the roll:
+Per batch: its hosts are taken out of the traffic, their requests in flight finished (`Stack.drain`);
+the batch deploys, each host verifying its own health as every deploy does; the healthy ones go back
+in, and the next batch waits until they take traffic again. A batch with a failed host stops the roll:
 its failed hosts stay out (rolled back as any failed deploy), the batches after it are not touched,
-and the fronts themselves are deployed last, only after a complete roll. What "a front" and "route
-around" mean is the stack's business; the engine only orders the steps.
+and the fronts (balancers) are deployed last, only after a complete roll. How a host is taken out is
+the stack's business; the engine only orders the steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..inventory import Host
+from ..variables import Vars
 from ..remote.session import Session, Unreachable
 from .deploy import HostReport, Progress, deploy
 from .stack import Stack
@@ -38,7 +40,7 @@ class Roll:
 
     batches: list[list[str]]
     released: list[str] = field(default_factory=list)     # deployed and healthy, back in the traffic
-    rolled_back: list[str] = field(default_factory=list)  # failed: previous state, left out of the fronts
+    rolled_back: list[str] = field(default_factory=list)  # failed: previous state, left out of the traffic
     untouched: list[str] = field(default_factory=list)    # after the failed batch: not deployed
     stopped_at: int = 0                                   # the failed batch (1-based), 0 if none
 
@@ -50,7 +52,7 @@ class Roll:
         out = [f"batch {n}: {', '.join(names)}" for n, names in enumerate(self.batches, 1)]
         if self.stopped_at:
             out.append(f"the roll stopped at batch {self.stopped_at}: new release on "
-                       f"{', '.join(self.released) or 'no host'}; previous release (left out of the balancers) on "
+                       f"{', '.join(self.released) or 'no host'}; previous release (left out of the traffic) on "
                        f"{', '.join(self.rolled_back)}; not deployed: {', '.join(self.untouched) or 'none'}")
         return out
 
@@ -66,15 +68,12 @@ def roll(stack: Stack, hosts: list[Host], everyone: list[Host], serial: str, *, 
     if check:
         return deploy(stack, hosts, forks=forks, check=True, diff=diff, progress=progress), summary
     done: dict[str, HostReport] = {}
-    out: set[str] = set()
     for number, batch in enumerate(plan, 1):
-        around = _fronts_of(stack, batch, everyone)
-        _route(stack, around, out | {h.name for h in batch}, progress)
-        results = deploy(stack, batch, forks=forks, diff=diff, progress=progress)
+        _drain(stack, batch, everyone, frozenset(h.name for h in batch), progress)
+        results = deploy(stack, [_in_roll(h) for h in batch], forks=forks, diff=diff, progress=progress)
         done.update((r.host, r) for r in results)
         failed = {r.host for r in results if r.status in (HostStatus.FAILED, HostStatus.UNREACHABLE)}
-        out |= failed
-        _route(stack, around, out, progress)
+        _drain(stack, [h for h in batch if h.name not in failed], everyone, frozenset(failed), progress)
         summary.released += [h.name for h in batch if h.name not in failed]
         summary.rolled_back += [h.name for h in batch if h.name in failed]
         if failed:
@@ -91,25 +90,35 @@ def roll(stack: Stack, hosts: list[Host], everyone: list[Host], serial: str, *, 
     return [done[h.name] for h in hosts], summary
 
 
-def _fronts_of(stack: Stack, batch: list[Host], everyone: list[Host]) -> list[Host]:
-    names = dict.fromkeys(front.name for host in batch for front in stack.fronts(host, everyone))
-    return [h for h in everyone if h.name in names]
+def _in_roll(host: Host) -> Host:
+    """The host as its batch deploys it: `rolling` tells the stack that the roll, not this deploy, puts
+    it back into the traffic (once it is healthy)."""
+    return dataclasses.replace(host, vars=Vars({**host.vars, "rolling": True}, host.vars.warnings))
 
 
-def _route(stack: Stack, fronts: list[Host], out: set[str], progress: Progress) -> None:
-    """Every front sends no new request to the hosts `out` and waits for their requests in flight."""
-    def one(front: Host) -> None:
-        progress(front.name, f"routing around {', '.join(sorted(out))}" if out else "routing to every host")
+def _drain(stack: Stack, hosts: list[Host], everyone: list[Host], out: frozenset[str], progress: Progress) -> None:
+    """`hosts` named in `out` leave the traffic, the others come back; every host in `out` stays out."""
+    if not hosts:
+        return
+    back = [h.name for h in hosts if h.name not in out]
+    leave = sorted(h.name for h in hosts if h.name in out)
+    doing = "; ".join(filter(None, [leave and f"taking {', '.join(leave)} out of the traffic",
+                                    back and f"putting {', '.join(back)} back into the traffic"]))
+
+    def one(pair: tuple[Host, str]) -> None:
+        target, script = pair
+        progress(target.name, doing)
         try:
-            with Session(front, {}) as session:
-                result = session.run(stack.route_around(front.vars, frozenset(out)))
+            with Session(target, {}) as session:
+                result = session.run(script)
         except Unreachable as e:
-            raise UserError(f"front {front.name} is unreachable: {e.cause}", e.fix) from None
+            raise UserError(f"{target.name} is unreachable: {e.cause}", e.fix) from None
         if result.rc != 0:
-            raise UserError(f"front {front.name} could not route around {', '.join(sorted(out))}: "
-                            f"{result.out.strip().splitlines()[-1] if result.out.strip() else 'no output'}",
-                            f"look at {front.name} (provision doctor -H {front.name}); nothing was deployed "
-                            "in this batch")
-    if fronts:
-        with ThreadPoolExecutor(max_workers=len(fronts)) as pool:
-            list(pool.map(one, fronts))
+            lines = result.out.strip().splitlines()
+            raise UserError(f"{target.name} failed {doing}: {lines[-1] if lines else 'no output'}",
+                            f"look at {target.name} (provision doctor -H {target.name}), then deploy again")
+
+    pairs = stack.drain(hosts, everyone, out)
+    if pairs:
+        with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
+            list(pool.map(one, pairs))

@@ -79,17 +79,15 @@ class Stack:
         return [hosts]
 
     def is_front(self, host: Any) -> bool:
-        """Whether the host fronts others (a balancer): a rolling release deploys it last."""
+        """Whether the host sends traffic to others (a balancer): a rolling release deploys it last."""
         return False
 
-    def fronts(self, host: Any, everyone: list) -> list:
-        """The hosts of `everyone` that send traffic to `host` (none: nothing to route around)."""
+    def drain(self, hosts: list, everyone: list, out: frozenset[str]) -> list[tuple[Any, str]]:
+        """For a rolling release (`everyone`: the inventory's hosts): `hosts` named in `out` leave the
+        traffic, the other `hosts` take it again, and every host named in `out` stays out. The (host to
+        run it on, shell) pairs; each shell returns once that is so, requests in flight finished. None:
+        nothing to route."""
         return []
-
-    def route_around(self, v: Any, names: frozenset[str]) -> str:
-        """Shell for a front with settings `v`: send no new request to the hosts `names` (empty: to
-        every host again) and return once their requests in flight are done."""
-        raise NotImplementedError
 
     def declare(self, v: Any) -> tuple[list[Resource], list[Handler]]:
         """The desired state of a host: every role's resources (templates rendered) and handlers, in
