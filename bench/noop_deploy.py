@@ -8,7 +8,11 @@ and, in the same rounds, provision's own floor: OpenSSH (one `ssh` per host, all
 running exactly provision's probe script (the facts and the health check) and nothing else. The
 ratio provision / floor is the controller's overhead (Python start-up, imports, planning, paramiko);
 the floor itself is the probe's weight on the hosts. With --before, an older checkout runs in the
-same rounds, for a before/after from one run. With --forks, the N-host deploy is run once per value.
+same rounds, for a before/after from one run (--before-path: more PYTHONPATH for it, e.g. another
+typer, to compare a dependency's versions with --before set to this checkout). With --forks, the
+N-host deploy is run once per value; with a 1-host inventory there is only the 1-host deploy.
+Every process runs with its bytecode cached (as pip installs it), whatever PYTHONDONTWRITEBYTECODE
+says, and after one untimed run per variant (bytecode, compiled templates).
 Beside wall time, each provision variant's CPU seconds (user + sys of the process; on a loaded machine
 they vary far less than wall time) and its hosts' part (the slowest host's own seconds in the report:
 connect, probe, plan, without the interpreter start and imports).
@@ -44,10 +48,18 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 CPU: dict[str, list[float]] = {}  # CPU seconds (user + sys) of each provision process, by variant
 
 
-def cli(*args: str, checkout: Path = CHECKOUT) -> tuple[float, dict]:
-    """One `provision` process from `checkout` (its own package, not the installed one); seconds and report.
+# Bytecode as an installed package has it (pip compiles it): written once, outside the checkouts, even
+# where the environment says PYTHONDONTWRITEBYTECODE (compiling every module on every run is ~0.3 s).
+PYCACHE = Path(tempfile.mkdtemp(prefix="provision-bench-pycache-"))
+
+
+def cli(*args: str, checkout: Path = CHECKOUT, path: str = "") -> tuple[float, dict]:
+    """One `provision` process from `checkout` (its own package, not the installed one; `path`: more
+    PYTHONPATH after it, e.g. another version of a dependency); seconds and report.
     Its CPU time goes to CPU["last"]: on a loaded machine it varies far less than wall time."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    pythonpath = os.pathsep.join(filter(None, (str(checkout), path)))
+    env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "provisioner", *args, "--json"], capture_output=True, text=True,
@@ -95,10 +107,12 @@ def per_fact_baseline(inventory: Path, host_name: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(resources)
 
 
-def noop(checkout: Path, pattern: str, inventory: Path, forks: int, key: str = "") -> tuple[float, dict]:
-    """A no-op deploy; under `key`, its CPU seconds and the slowest host's own seconds (the deploy
-    after start-up and imports: connect, probe, plan)."""
-    seconds, report = cli("deploy", "-H", pattern, "-i", str(inventory), "--forks", str(forks), checkout=checkout)
+def noop(variant: tuple[Path, str], pattern: str, inventory: Path, forks: int, key: str = "") -> tuple[float, dict]:
+    """A no-op deploy by `variant` (checkout, extra PYTHONPATH); under `key`, its CPU seconds and the
+    slowest host's own seconds (the deploy after start-up and imports: connect, probe, plan)."""
+    checkout, path = variant
+    seconds, report = cli("deploy", "-H", pattern, "-i", str(inventory), "--forks", str(forks), checkout=checkout,
+                          path=path)
     assert all(h["changed"] == 0 for h in report["hosts"]), report
     if key:
         CPU.setdefault(f"{key}_cpu", []).extend(CPU["last"])
@@ -109,17 +123,22 @@ def noop(checkout: Path, pattern: str, inventory: Path, forks: int, key: str = "
 def rounds(args, hosts: list, inventory: Path) -> dict[str, list[float]]:
     """--repeat interleaved rounds of every variant; the seconds of each."""
     known_hosts = Path(tempfile.mkdtemp(prefix="provision-floor-")) / "known_hosts"
-    checkouts = {"provision": CHECKOUT, **({"before": Path(args.before)} if args.before else {})}
+    variants = {"provision": (CHECKOUT, "")}
+    if args.before:
+        variants["before"] = (Path(args.before), args.before_path)
     n, first = len(hosts), hosts[0]
+    for variant in variants.values():  # not timed: bytecode and caches written, as after any first run
+        noop(variant, first.name, inventory, 1)
     times: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         times.setdefault("floor_1", []).append(probe_floor([first], known_hosts))
-        times.setdefault(f"floor_{n}", []).append(probe_floor(hosts, known_hosts))
-        for name, checkout in checkouts.items():
-            times.setdefault(f"{name}_1", []).append(noop(checkout, first.name, inventory, 1, f"{name}_1")[0])
-            for forks in args.forks:
+        if n > 1:
+            times.setdefault(f"floor_{n}", []).append(probe_floor(hosts, known_hosts))
+        for name, variant in variants.items():
+            times.setdefault(f"{name}_1", []).append(noop(variant, first.name, inventory, 1, f"{name}_1")[0])
+            for forks in args.forks if n > 1 else ():
                 key = f"{name}_{n}" + ("" if forks == n else f"_forks{forks}")
-                times.setdefault(key, []).append(noop(checkout, "all", inventory, forks, key)[0])
+                times.setdefault(key, []).append(noop(variant, "all", inventory, forks, key)[0])
     return times
 
 
@@ -145,13 +164,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     parser.add_argument("--inventory", help="use these converged hosts (all of them) instead of a new lab")
     parser.add_argument("--before", help="an older provision checkout to run in the same rounds")
+    parser.add_argument("--before-path", default="", help="more PYTHONPATH for --before (e.g. another typer)")
     parser.add_argument("--forks", default="", help="comma list of --forks values for the N-host deploy")
     args = parser.parse_args()
 
     with lab_or_inventory(args) as (hosts, inventory):
         args.forks = [int(f) for f in args.forks.split(",") if f] or [len(hosts)]
         times = rounds(args, hosts, inventory)
-        _, report = noop(CHECKOUT, hosts[0].name, inventory, 1)
+        _, report = noop((CHECKOUT, ""), hosts[0].name, inventory, 1)
         remote = report["hosts"][0]["remote"]
         baseline, operations = per_fact_baseline(inventory, hosts[0].name)
 
