@@ -2,7 +2,7 @@
 deploys) against the uwsgi protocol over TCP straight to each app host's uWSGI, in the same run on the
 same lab hosts (issue 10, section 1; docs/topology.md says what was chosen and why).
 
-    sudo python3 bench/balancer_protocol.py [--rounds 3] [--slice 5] [--keep]     # ~8 minutes
+    sudo python3 bench/balancer_protocol.py [--rounds 3] [--slice 5] [--sustain 60] [--keep]   # ~12 minutes
 
 A balancer and 2 app hosts (Debian 12 lab containers) deployed by `provision deploy`. Then, for the
 bench only (provision never builds this):
@@ -15,8 +15,10 @@ bench only (provision never builds this):
   connections for proxy_pass and fastcgi_pass only, so every request opens a TCP connection.
 wrk runs in the controller's namespace against both balancer ports: POST /predict and GET /healthz at
 1/32/128 connections; per round each path gets one slice per endpoint and concurrency, the paths taking
-turns. Per slice: successful (2xx) requests/s, p50/p99, errors, the machine's load average, and the CPU
-time each lab host's container used (its cgroup's cpu.stat) per successful request. Figures go to
+turns; then 60-s POST slices at 128 connections, the paths in the order A B B A (a connection per request
+could run a balancer out of local ports only over time). Per slice: successful (2xx) requests/s,
+p50/p99, errors, the machine's load average, the CPU time each lab host's container used (its cgroup's
+cpu.stat) per successful request, and the TCP connections in TIME-WAIT on each tier. Figures go to
 bench/results/balancer-protocol.json. Absolute figures drift with the shared machine's load: compare the
 two paths within one run.
 """
@@ -48,6 +50,7 @@ UWSGI_PORT = 3031
 PATHS = {"http": 80, "uwsgi-tcp": 8080}  # balancer port of each path
 ENDPOINTS = ("POST /predict", "GET /healthz")
 SITE = f"/etc/nginx/sites-available/{APP}"
+UPSTREAM = f"/etc/nginx/conf.d/provision-{APP}-upstream.conf"
 BENCH_SITE = "/etc/nginx/sites-enabled/bench-uwsgi-tcp.conf"
 BENCH_INI = "/etc/uwsgi/bench-uwsgi-tcp.ini"
 # The deployed balancer's `location /` passes with these lines; the bench's copy replaces them.
@@ -199,8 +202,8 @@ def show(figures: dict) -> None:
 
 
 def run(rounds: int, slice_seconds: int, sustain: int, keep: bool) -> dict:
-    """Deploy the site, add the uwsgi-over-TCP path beside it, take turns slice by slice; then one long
-    POST slice per path at the top concurrency (ephemeral ports run out only over time)."""
+    """Deploy the site, add the uwsgi-over-TCP path beside it, take turns slice by slice; then two long
+    POST slices per path at the top concurrency (ephemeral ports would run out only over time)."""
     scripts = {"POST /predict": post_script(), "GET /healthz": Path(tempfile.mkdtemp()) / "get.lua"}
     scripts["GET /healthz"].write_text('wrk.method = "GET"\n')
     slices: list[dict] = []
@@ -224,11 +227,13 @@ def run(rounds: int, slice_seconds: int, sustain: int, keep: bool) -> dict:
                             url[path, endpoint], c, slice_seconds, scripts[endpoint], balancer, apps)})
                         show(slices[-1])
         long = []
-        for path in PATHS if sustain else ():
+        for path in [*PATHS, *reversed(PATHS)] if sustain else ():  # A B B A: a drift in load touches both
             long.append({"path": path, "endpoint": "POST /predict", "round": "sustained", **measure(
                 url[path, "POST /predict"], CONCURRENCY[-1], sustain, scripts["POST /predict"], balancer, apps)})
             show(long[-1])
         ports = in_netns(balancer, "sysctl", "-n", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse")
+        upstream = [line.strip() for line in ssh(balancer, f"cat {UPSTREAM}").splitlines()
+                    if line.strip() and not line.startswith("#")]
     table = summarize(slices)
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "rounds": rounds,
             "slice_seconds": slice_seconds, "concurrency": list(CONCURRENCY), "app_hosts": APP_HOSTS,
@@ -238,7 +243,7 @@ def run(rounds: int, slice_seconds: int, sustain: int, keep: bool) -> dict:
                 "uwsgi-tcp": f"balancer nginx -> uwsgi protocol, a new TCP connection per request -> uWSGI on "
                              f"ADDRESS:{UWSGI_PORT} (bench only)"},
             "uwsgi_port_closed_to_non_balancer": firewalled,
-            "balancer_port_range_and_tw_reuse": ports.split(),
+            "balancer_port_range_and_tw_reuse": ports.split(), "http_upstream": upstream,
             "load_1min": [min(s["load_1min"] for s in slices), max(s["load_1min"] for s in slices)],
             "table": table, "ratios": ratios(table), "sustained": long, "slices": slices}
 
@@ -247,7 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each one slice per path, endpoint, concurrency")
     parser.add_argument("--slice", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--sustain", type=int, default=60, help="seconds of the long slice per path (0: none)")
+    parser.add_argument("--sustain", type=int, default=60, help="seconds of each long slice, 2 per path (0: none)")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     args = parser.parse_args()
     results = run(args.rounds, args.slice, args.sustain, args.keep)
