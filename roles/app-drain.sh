@@ -11,6 +11,10 @@
 # Parameters: OUT, TABLE, RULES, SS_PORTS (an ss filter), BALANCERS (as ss writes addresses, [v6]),
 # DRAIN_SECONDS, REJOIN_SECONDS.
 set -u
+if ! command -v nft >/dev/null 2>&1; then
+    echo "no nftables on this host yet (its first deploy): it takes traffic as it is"
+    exit 0
+fi
 
 connections_from() {
     ss -Htn state established state syn-recv "$SS_PORTS" dst "$1" | grep -c .

@@ -267,14 +267,16 @@ def test_a_rolling_release_under_load_fails_no_request(site, tmp_path):
     site.write_inventory(app_source=app_copy(tmp_path))
     code, report = roll(site, "--check")
     assert report["roll"]["batches"] == [[h.name] for h in site.apps]
-    load = Load(site.balancer.address)
+    load, started = Load(site.balancer.address), time.monotonic()
     try:
         code, report = roll(site)
     finally:
+        took = time.monotonic() - started
         answered, failed = load.finish()
     # Socket errors too: no balancer reloads (a reload closes idle client connections, and wrk does not
     # retry a request it sent on one: docs/topology.md).
-    print(f"rolling release: {answered} requests answered, {failed} non-2xx, {load.socket_errors} socket errors")
+    print(f"rolling release: {answered} requests answered, {failed} non-2xx, {load.socket_errors} socket errors; "
+          f"the roll took {took:.0f} s")
     assert code == 0, json.dumps(report, indent=1)[-3000:]
     assert report["roll"]["released"] == [h.name for h in site.apps]
     after = {h.name: release_of(site, h) for h in site.apps}
