@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,9 +23,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioner import PROJECT_ROOT
 from provisioner.labs import container as lab
 from provisioner.labs.container import inventory_dict
+from provisioner.labs.example_app import example_app
 
 pytestmark = pytest.mark.lab
 
@@ -251,14 +250,6 @@ def test_a_site_that_fails_nginx_t_never_goes_live(main_host, tmp_path):
     assert again.returncode == 0 and report(again)["changed"] == 0, again.stdout
 
 
-def broken_app(tmp_path: Path, name: str, wsgi_tail: str) -> Path:
-    app = tmp_path / name
-    shutil.copytree(PROJECT_ROOT / "examples" / "model_api", app)
-    wsgi = app / "model_api" / "wsgi.py"
-    wsgi.write_text(wsgi.read_text() + wsgi_tail)
-    return app
-
-
 FAILING_HEALTHZ = '''
 import sys
 _serve = app.wsgi_app
@@ -278,7 +269,7 @@ app.wsgi_app = _healthz_fails
 ], ids=["import", "healthz"])
 def test_a_release_that_fails_is_rolled_back(main_host, tmp_path, case, tail, log_line):
     m = main_host
-    inv = main_inv(tmp_path / "inv.yml", m.host, app_source=str(broken_app(tmp_path, f"app_{case}", tail)))
+    inv = main_inv(tmp_path / "inv.yml", m.host, app_source=str(example_app(tmp_path / f"app_{case}", wsgi_tail=tail)))
     result = provision("deploy", "-H", m.host.name, "-i", inv)
     no_traceback(result)
     assert result.returncode == 1, result.stdout

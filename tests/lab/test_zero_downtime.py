@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import PROJECT_ROOT
 from provisioner.labs import container as lab
 from provisioner.labs.container import write_inventory
+from provisioner.labs.example_app import example_app
 from provisioner.labs.load import Slice, post_script, run_slice
 
 pytestmark = pytest.mark.lab
@@ -45,6 +44,14 @@ class Site:
     def deploy(self, inventory: Path) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "provisioner", "deploy", "-H", self.host.name,
                                "-i", str(inventory)], capture_output=True, text=True, timeout=600, env=self.env)
+
+    def nginx_evidence(self, inventory: Path) -> str:
+        """What nginx logged of the answers that were not a 2xx (a client that left, 499, aside) and
+        its error log's last lines: the cause of a failed request, in the assertion's message."""
+        look = ("awk '$9 !~ /^(2..|499)$/' /var/log/nginx/model_api.access.log | tail -n 5; "
+                "grep -hv '\\[notice\\]' /var/log/nginx/model_api.error.log /var/log/nginx/error.log | tail -n 8")
+        return subprocess.run([sys.executable, "-m", "provisioner", "run", "-H", self.host.name, "-i", str(inventory),
+                               "--", look], capture_output=True, text=True, timeout=120, env=self.env).stdout
 
     def release(self) -> str:
         status, body = healthz(self.host.address)
@@ -78,6 +85,7 @@ class Load:
     def __init__(self, address: str, headers: tuple[str, ...] = ()):
         self.slices: dict[str, list[Slice]] = {"GET /healthz": [], "POST /predict": []}
         self._headers = headers
+        self.evidence = ""  # what nginx logged, when something failed (deploy_under_load)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(f"http://{address}/healthz", None, "GET /healthz")),
                          threading.Thread(target=self._run, args=(f"http://{address}/predict", post_script(),
@@ -104,11 +112,14 @@ class Load:
             f"{sum(s.errors for s in slices)} socket errors, worst slice p99 {max(s.p99_ms for s in slices):.0f} ms"
             for name, slices in self.slices.items())
 
+    def failed(self) -> int:
+        return sum(s.failed for slices in self.slices.values() for s in slices)
+
     def assert_nothing_failed(self) -> None:
         for name, slices in self.slices.items():
             assert len(slices) >= 2 and all(s.answered for s in slices), f"{name}: a slice without answers\n{slices}"
-            assert sum(s.non_2xx for s in slices) == 0, f"{name}: non-2xx answers\n{self.summary()}"
-            assert sum(s.errors for s in slices) == 0, f"{name}: socket errors\n{self.summary()}"
+            assert sum(s.non_2xx for s in slices) == 0, f"{name}: non-2xx answers\n{self.summary()}\n{self.evidence}"
+            assert sum(s.errors for s in slices) == 0, f"{name}: socket errors\n{self.summary()}\n{self.evidence}"
 
 
 def deploy_under_load(site: Site, inventory: Path, headers: tuple[str, ...] = ()
@@ -116,21 +127,13 @@ def deploy_under_load(site: Site, inventory: Path, headers: tuple[str, ...] = ()
     with Load(site.host.address, headers) as load:
         result = site.deploy(inventory)
     print(f"{inventory.stem}: deploy rc={result.returncode}; {load.summary()}")
+    load.evidence = site.nginx_evidence(inventory) if load.failed() else ""
     return result, load
-
-
-def app_copy(tmp: Path, name: str, wsgi_tail: str) -> Path:
-    """The example app with `wsgi_tail` appended to its wsgi module: a different release."""
-    app = tmp / name
-    shutil.copytree(PROJECT_ROOT / "examples" / "model_api", app)
-    wsgi = app / "model_api" / "wsgi.py"
-    wsgi.write_text(wsgi.read_text() + wsgi_tail)
-    return app
 
 
 def test_a_new_release_under_load(site):
     before = site.release()
-    app = app_copy(site.tmp, "app_next", "\n# the next release\n")
+    app = example_app(site.tmp / "app_next", wsgi_tail="\n# the next release\n")
     result, load = deploy_under_load(site, site.inventory("release", app_source=str(app)))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "restart app: ran" in result.stdout, result.stdout
@@ -161,7 +164,7 @@ def test_an_nginx_site_change_under_load(site):
 
 def test_a_broken_release_under_load_is_rolled_back(site):
     before = site.release()
-    app = app_copy(site.tmp, "app_broken", "\nimport no_such_module_xyz\n")
+    app = example_app(site.tmp / "app_broken", wsgi_tail="\nimport no_such_module_xyz\n")
     inventory = site.inventory("broken", app_source=str(app), uwsgi_processes=3, client_max_body_size="20m")
     result, load = deploy_under_load(site, inventory)
     assert result.returncode == 1, result.stdout + result.stderr
