@@ -233,7 +233,7 @@ def run(rounds: int, slice_seconds: int, sustain: int, keep: bool) -> dict:
             show(long[-1])
         ports = in_netns(balancer, "sysctl", "-n", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_tw_reuse")
         upstream = [line.strip() for line in ssh(balancer, f"cat {UPSTREAM}").splitlines()
-                    if line.strip() and not line.startswith("#")]
+                    if line.strip() and not line.strip().startswith("#")]
     table = summarize(slices)
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "rounds": rounds,
             "slice_seconds": slice_seconds, "concurrency": list(CONCURRENCY), "app_hosts": APP_HOSTS,
