@@ -2,7 +2,7 @@
 deploys) against the uwsgi protocol over TCP straight to each app host's uWSGI, in the same run on the
 same lab hosts (issue 10, section 1; docs/topology.md says what was chosen and why).
 
-    sudo python3 bench/balancer_protocol.py [--rounds 3] [--slice 5] [--sustain 60] [--keep]   # ~12 minutes
+    sudo python3 bench/balancer_protocol.py [--rounds 3] [--slice 5] [--sustain 60] [--keep]   # ~15 minutes
 
 A balancer and 2 app hosts (Debian 12 lab containers) deployed by `provision deploy`. Then, for the
 bench only (provision never builds this):
