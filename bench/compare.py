@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from provisioner.labs import container as lab  # noqa: E402
 
 TOOLS = ("provision", "pyinfra", "ansible", "ansible-pipelining", "floor", "probe-floor")
 COLD_TOOLS = ("provision", "pyinfra", "ansible", "ansible-pipelining", "floor")
+T0 = time.monotonic()
 
 
 def ensure_venv() -> dict[str, str]:
@@ -75,8 +75,10 @@ def cold(c: Contenders, tool: str, n: int, instance: str, channels_on) -> dict:
     return row
 
 
-def noop_rounds(c: Contenders, tools: list[str], n: int, rounds: int, ansible_rounds: int, channels_on) -> list[dict]:
-    rows = []
+def noop_rounds(c: Contenders, tools: list[str], n: int, rounds: int, ansible_rounds: int, channels_on,
+                figures: dict) -> None:
+    """The no-op rounds of N hosts, their rows added to `figures` and saved after every round."""
+    rows = figures["rows"]
     ch = channels_on(c.hosts[0])
     for r in range(rounds):
         order = tools[r % len(tools):] + tools[:r % len(tools)]
@@ -89,7 +91,7 @@ def noop_rounds(c: Contenders, tools: list[str], n: int, rounds: int, ansible_ro
             if not cost.ok:
                 rows[-1]["error"] = cost.output[-1500:]
             print(f"  no-op N={n} round {r + 1}/{rounds} {tool}: {cost.seconds:.2f} s", flush=True)
-    return rows
+        save(figures)
 
 
 def machine() -> dict:
@@ -109,15 +111,16 @@ def main() -> None:
     ap.add_argument("--cold-rounds", type=int, default=1, help="cold runs per contender and host count")
     ap.add_argument("--cold-max", type=int, default=10, help="largest N that gets cold runs")
     ap.add_argument("--tools", default=",".join(TOOLS), help="contenders, comma-separated")
+    ap.add_argument("--forks", default="",
+                    help="extra --forks values for provision's no-op, each a contender of its own (e.g. 5,10,25)")
     ap.add_argument("--instance", default="cmp")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     ap.add_argument("--results", default="compare", help="bench/results/NAME.json (only 'compare' writes the doc)")
     args = ap.parse_args()
     counts = sorted({int(x) for x in args.hosts.split(",")})
-    tools = [t for t in args.tools.split(",") if t]
+    tools = [t for t in args.tools.split(",") if t] + [f"provision-forks{f}" for f in args.forks.split(",") if f]
     if not Path("/usr/bin/time").exists():
         raise SystemExit("bench/compare.py measures controller memory with GNU time: apt-get install time")
-    t0 = time.monotonic()
     figures = {"rss_method": "gnu-time", "machine": machine(), "versions": ensure_venv(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "rounds": args.rounds, "name": args.results, "cold_rounds": args.cold_rounds, "rows": []}
     with bench_lab(max(counts), args.instance, args.keep) as (_, inventory):
@@ -141,16 +144,14 @@ def main() -> None:
                         save(figures)
             else:
                 c.provision(n)  # converge for the no-op rounds; not a figure (N above --cold-max)
-            ansible_rounds = args.rounds if args.ansible_rounds is None else args.ansible_rounds
-            figures["rows"] += noop_rounds(c, tools, n, args.rounds, ansible_rounds, channels_on)
-            figures["ansible_rounds"] = ansible_rounds
-            figures["bench_minutes"] = round((time.monotonic() - t0) / 60, 1)
-            save(figures)
+            figures["ansible_rounds"] = args.rounds if args.ansible_rounds is None else args.ansible_rounds
+            noop_rounds(c, tools, n, args.rounds, figures["ansible_rounds"], channels_on, figures)
 
 
 def save(figures: dict) -> None:
     """bench/results/NAME.json and (for the main run) the document, after every step: a run cut
     short still reports what it measured."""
+    figures["bench_minutes"] = round((time.monotonic() - T0) / 60, 1)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{figures['name']}.json").write_text(json.dumps(figures, indent=2) + "\n")
     if figures["name"] == "compare":

@@ -12,6 +12,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC = DOCS / "benchmarks.md"
 PLOT = DOCS / "benchmarks-deploy-speed.png"
+NOTES = Path(__file__).with_name("compare-notes.md")  # the readings of the figures, written by hand
 BEGIN, END = "<!-- deploy-speed:begin -->", "<!-- deploy-speed:end -->"
 ORDER = ("floor", "probe-floor", "provision", "pyinfra", "ansible-pipelining", "ansible")
 LABEL = {"floor": "floor: bench/floor.sh, 1 OpenSSH session/host", "probe-floor": "provision's floor: its probe over OpenSSH",
@@ -35,20 +36,20 @@ def cells(rows: list[dict], extra_rows: list[dict] = ()) -> dict[tuple[str, int,
         runs = [r for r in rows if (r["kind"], r["n"], r["tool"]) == key]
         extra = [r for r in extra_rows if (r["kind"], r["n"], r["tool"]) == key]
         good = [r for r in runs if r["ok"]] or runs
+        rss = [r["rss_mib"] for r in good if r.get("rss_mib") is not None]
         out[key] = {"seconds": statistics.median(r["seconds"] for r in good),
-                    "cpu": statistics.median(r["cpu"] for r in good), "rss": statistics.median(r["rss_mib"] for r in good),
+                    "cpu": statistics.median(r["cpu"] for r in good), "rss": statistics.median(rss) if rss else None,
                     "runs": len(runs), "failed": len(runs) - sum(r["ok"] for r in runs), **_channels(runs, extra),
-                    "end_state": runs[0].get("end_state", "")}
+                    "end_state": runs[0].get("end_state", ""), "from": ", ".join(sorted({r.get("run", "") for r in runs}))}
     return out
 
 
 def table(figures: dict, kind: str) -> list[str]:
     c = cells(figures["rows"], figures.get("extra_rows", []))
     ns = sorted({n for (k, n, _t) in c if k == kind})
-    rss = figures.get("rss_method") == "gnu-time"  # older runs measured it wrongly: no column
-    lines = ["| contender | N | wall s (median) | x floor | runs | controller CPU s |" + (" peak RSS MiB |" if rss else "")
-             + " SSH conns / channels (+sftp) on host 1 | end state |",
-             "|---|---:|---:|---:|---:|---:|" + ("---:|" if rss else "") + "---|---|"]
+    lines = ["| contender | N | wall s (median) | x floor | runs | controller CPU s | peak RSS MiB "
+             "| SSH conns / channels (+sftp) on host 1 | end state | run |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
     for n in ns:
         floor = c.get((kind, n, "floor"))
         for tool in ORDER:
@@ -61,8 +62,53 @@ def table(figures: dict, kind: str) -> list[str]:
             sftp = f" +{cell['sftp']}" if cell["sftp"] else ""
             end = cell["end_state"] if cell["end_state"] in ("equal", "") else "DIFFERS: " + cell["end_state"][:80]
             lines.append(f"| {name} | {n} | {cell['seconds']:.2f} | {ratio} | {cell['runs']}{failed} | {cell['cpu']:.2f} "
-                         + (f"| {cell['rss']:.0f} " if rss else "") + f"| {cell['connections']} / {cell['channels']}{sftp} | {end or '-'} |")
+                         f"| {_mib(cell['rss'])} | {cell['connections']} / {cell['channels']}{sftp} | {end or '-'} "
+                         f"| {cell['from']} |")
     return lines
+
+
+def _mib(rss: float | None) -> str:
+    return "-" if rss is None else f"{rss:.0f}"
+
+
+def growth(figures: dict) -> list[str]:
+    """No-op wall, controller CPU and peak RSS of each contender against N, and the cost of each
+    host added between the two largest N."""
+    c = cells(figures["rows"])
+    ns = sorted({n for (k, n, _t) in c if k == "noop"})
+    if len(ns) < 2:
+        return []
+    a, b = ns[-2], ns[-1]
+    per_n = " / ".join(map(str, ns))
+    lines = [f"| contender | wall s, N = {per_n} | controller CPU s, N = {per_n} | peak RSS MiB, N = {per_n} "
+             f"| per host added, N {a} -> {b}: wall s / CPU s |", "|---|---:|---:|---:|---:|"]
+    for tool in ORDER:
+        row = [c.get(("noop", n, tool)) for n in ns]
+        if not row[-1] or not row[-2]:
+            continue
+        show = [lambda x: f"{x['seconds']:.2f}", lambda x: f"{x['cpu']:.2f}", lambda x: _mib(x["rss"])]
+        cols = [" / ".join(f(x) if x else "-" for x in row) for f in show]
+        slope = f"{(row[-1]['seconds'] - row[-2]['seconds']) / (b - a):.3f} / {(row[-1]['cpu'] - row[-2]['cpu']) / (b - a):.3f}"
+        lines.append(f"| {LABEL[tool].split(':')[0]} | {cols[0]} | {cols[1]} | {cols[2]} | {slope} |")
+    return lines
+
+
+def forks_table(figures: dict) -> list[str]:
+    """provision's no-op at each --forks value measured (the `provision` row runs max(N, 10) at once)."""
+    c, rows = cells(figures["rows"]), []
+    for n in sorted({n for (k, n, t) in c if k == "noop" and t.startswith("provision-forks")}):
+        floor = c.get(("noop", n, "floor"))
+        variants = {int(t.removeprefix("provision-forks")): cell for (k, m, t), cell in c.items()
+                    if k == "noop" and m == n and t.startswith("provision-forks")}
+        if ("noop", n, "provision") in c:
+            variants.setdefault(max(n, 10), c[("noop", n, "provision")])
+        for forks, cell in sorted(variants.items()):
+            ratio = f"{cell['seconds'] / floor['seconds']:.2f}" if floor else "-"
+            rows.append(f"| {forks} | {n} | {cell['seconds']:.2f} | {ratio} | {cell['cpu']:.2f} | {_mib(cell['rss'])} "
+                        f"| {cell['runs']} | {cell['from']} |")
+    head = ["| --forks | N | wall s (median) | x floor | controller CPU s | peak RSS MiB | runs | run |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    return head + rows if rows else []
 
 
 def wrong_way(figures: dict) -> list[str]:
@@ -76,6 +122,9 @@ def wrong_way(figures: dict) -> list[str]:
         if floor and cell["seconds"] > goal * floor["seconds"]:
             notes.append(f"- {kind} N={n}: provision {cell['seconds']:.2f} s is {cell['seconds'] / floor['seconds']:.2f}x "
                          f"the floor's {floor['seconds']:.2f} s (goal <= {goal}x).")
+        if kind == "noop" and floor and cell["seconds"] < floor["seconds"]:
+            notes.append(f"- noop N={n}: provision ({cell['seconds']:.2f} s) beat the floor ({floor['seconds']:.2f} s): "
+                         "at this N the floor's one `ssh` process and key exchange per host is no lower bound.")
         for other in ("pyinfra", "ansible", "ansible-pipelining"):
             o = c.get((kind, n, other))
             if o and o["seconds"] < cell["seconds"]:
@@ -112,7 +161,7 @@ def plot(figures: dict) -> None:
     fig.savefig(PLOT, dpi=90)
 
 
-def section(figures: dict) -> str:
+def section(figures: dict, notes: str = "") -> str:
     m, v = figures["machine"], figures["versions"]
     counts = figures.get("own_counts") or sorted({r["n"] for r in figures["rows"]})
     cold_ns = sorted({r["n"] for r in figures["rows"] if r["kind"] == "cold"})
@@ -126,9 +175,11 @@ def section(figures: dict) -> str:
         f"start), so absolute figures are noisy and the ratios within one run are what count. Versions: pyinfra "
         f"{v['pyinfra']}, ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the "
         "container lab (Debian 12, systemd-nspawn, apt through the lab's apt-cacher-ng, warm cache).",
-        *(["", "Merged from runs of their own at the same time (same machine, same load): " + "; ".join(
-            f"`--results {run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}))}, "
-            f"{run['rounds']} rounds, started {run['started']})" for run in figures.get("extra", [])) + "."]
+        *(["", "Merged from runs of their own on the same machine, each at its own load (column *run* says which "
+            "run a row comes from; a ratio across two runs is weaker evidence than one within a run): " + "; ".join(
+            f"`--results {run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}, key=int))}, "
+            f"{run['rounds']} rounds, started {run['started']}, load average {run['machine']['load_at_start']:.1f} "
+            f"at the start)" for run in figures.get("extra", [])) + "."]
           if figures.get("extra") else []),
         "",
         "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's own "
@@ -140,8 +191,9 @@ def section(figures: dict) -> str:
         f"{figures['rounds']} interleaved rounds (order rotated each round; ansible's two variants "
         f"{figures.get('ansible_rounds', figures['rounds'])} of them: they are the slow ones), medians. Wall time is the whole "
         "controller process (for the floors: one `ssh` per host, started together). Controller CPU is user + "
-        "system of the process and its children; peak RSS (when shown) is GNU time's for the largest process. "
-        "Runs before GNU time was used show no RSS: wait4's ru_maxrss for a child forked from the benchmark "
+        "system of the process and its children; peak RSS is GNU time's for the largest process. provision "
+        "runs with `--forks` max(N, 10) (all hosts at once); `provision-forksK` rows run it with `--forks K`. "
+        "Runs before GNU time was used show no RSS (-): wait4's ru_maxrss for a child forked from the benchmark "
         "counted the benchmark's own pages (125 MiB for a bare `ssh`). Connections and channels are "
         "counted on host 1 by its sshd (LogLevel DEBUG1 on that host only: `Accepted publickey` and "
         "`server_input_channel_open: ctype session` lines of `journalctl -t sshd`), so they do not depend on "
@@ -152,17 +204,27 @@ def section(figures: dict) -> str:
         "### Cold deploy", "", "Each cold cell is one run at its own moment: the machine's load changed between "
         "them, so a cold ratio here is weaker evidence than a no-op one.", "", *table(figures, "cold"), "",
         f"![wall time by host count]({PLOT.name})", "",
+        *(["### How time and controller CPU/memory grow with N (no-op)", "", *growth(figures), ""]
+          if growth(figures) else []),
+        *(["### `--forks` at N hosts (no-op, provision)", "", *forks_table(figures), ""] if forks_table(figures) else []),
+        *([notes.strip(), ""] if notes.strip() else []),
         "### Where the numbers go the wrong way", "", *wrong_way(figures), "",
     ])
+
+
+def _tagged(row: dict, run: dict) -> dict:
+    """The row with the name of its run; its RSS dropped where that run did not measure it with GNU time."""
+    rss = row.get("rss_mib") if run.get("rss_method") == "gnu-time" else None
+    return {**row, "run": run.get("name") or "compare", "rss_mib": rss}
 
 
 def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
     """`extra_runs`: other result files of compare.py: their channel counts fill the main run's gaps,
     and their cells appear where the main run has none."""
-    extra = [r for run in extra_runs for r in run["rows"]]
+    extra = [_tagged(r, run) for run in extra_runs for r in run["rows"]]
     own = {(r["kind"], r["n"], r["tool"]) for r in figures["rows"]}
     # cells the main run did not reach (e.g. N=10 measured by a run of its own) come from the others
-    figures = {**figures, "own_counts": sorted({r["n"] for r in figures["rows"]}), "extra": extra_runs, "extra_rows": extra, "rows": figures["rows"] + [
+    figures = {**figures, "own_counts": sorted({r["n"] for r in figures["rows"]}), "extra": extra_runs, "extra_rows": extra, "rows": [_tagged(r, figures) for r in figures["rows"]] + [
         r for r in extra if (r["kind"], r["n"], r["tool"]) not in own]}
     plot(figures)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
@@ -170,5 +232,6 @@ def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
         text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     _old, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{section(figures)}\n{END}{tail}")
+    notes = NOTES.read_text() if NOTES.exists() else ""
+    DOC.write_text(f"{head}{BEGIN}\n{section(figures, notes)}\n{END}{tail}")
     print(f"wrote {DOC} and {PLOT}")

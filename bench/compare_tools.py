@@ -77,11 +77,12 @@ class Contenders:
         return ["ssh", "-q", "-i", str(host.key_file), *SSH_OPTS, "-o", f"UserKnownHostsFile={self.known_hosts}",
                 f"{host.user}@{host.address}"]
 
-    def provision(self, n: int, check: bool = False) -> Cost:
+    def provision(self, n: int, check: bool = False, forks: int = 0) -> Cost:
+        """`provision deploy` of hosts 1..n, all at once unless `forks` says otherwise."""
         names = ",".join(h.name for h in self.hosts[:n])
         env = {**os.environ, "PYTHONPATH": str(CHECKOUT), "PROVISION_KNOWN_HOSTS": str(self.known_hosts)}
         return measure([[sys.executable, "-m", "provisioner", "deploy", "-H", names, "-i", str(self.inventory),
-                         "--forks", str(max(n, 10)), *(["--check"] if check else [])]], env=env)
+                         "--forks", str(forks or max(n, 10)), *(["--check"] if check else [])]], env=env)
 
     def pyinfra(self, n: int) -> Cost:
         inv = self.state_dir / f"pyinfra-{n}.py"
@@ -122,6 +123,8 @@ class Contenders:
         return measure([[*self._ssh(h), "sudo", "-n", "bash", "-s"] for h in hosts], [script] * len(hosts))
 
     def run(self, tool: str, n: int, cold_script: str = "") -> Cost:
+        if tool.startswith("provision-forks"):
+            return self.provision(n, forks=int(tool.removeprefix("provision-forks")))
         return {"provision": lambda: self.provision(n), "pyinfra": lambda: self.pyinfra(n),
                 "ansible": lambda: self.ansible(n, False), "ansible-pipelining": lambda: self.ansible(n, True),
                 "floor": lambda: self.floor_check(n) if not cold_script else self.cold_floor(n, cold_script),
