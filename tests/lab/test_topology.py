@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,11 +30,11 @@ import pytest
 import yaml
 from test_deploy import http, provision
 
-from provisioner import PROJECT_ROOT
 from provisioner.labs import common
 from provisioner.labs import container as lab
 from provisioner.labs.container import hosts as lab_hosts_mod
 from provisioner.labs.container import network
+from provisioner.labs.example_app import example_app
 from provisioner.labs.load import PREDICT_BODY, post_script, run_slice
 
 pytestmark = pytest.mark.lab
@@ -188,8 +187,16 @@ def test_failover_under_load_then_the_host_rejoins(site):
     assert gets.answered > 100 and posts.answered > 100, (gets, posts)
     assert (gets.failed, posts.failed) == (0, 0), (gets, posts)
 
+    # doctor on the balancer names the app host that is down, and looks for no uWSGI of its own
+    doctor = provision("doctor", "-H", site.balancer.name, "-i", site.inventory, check=False)
+    assert doctor.returncode == 1 and f"app host: FAIL {victim.name} (" in doctor.stdout, doctor.stdout
+    assert "uwsgi-model_api is inactive" not in doctor.stdout, doctor.stdout
+    assert all(f"app host: {h.name} (" in doctor.stdout for h in site.apps[:-1]), doctor.stdout
+
     site.power_on(victim)
     rejoins(site, victim)
+    doctor = provision("doctor", "-H", site.balancer.name, "-i", site.inventory)
+    assert doctor.returncode == 0 and f"app host: {victim.name} (" in doctor.stdout, doctor.stdout
 
 
 def rejoins(site, host, seconds: int = 60) -> None:
@@ -224,12 +231,9 @@ def from_balancer(site, host) -> subprocess.CompletedProcess:
 
 def app_copy(tmp: Path, broken: bool = False) -> Path:
     """The example app with one change: a new release, or one whose module fails to import."""
-    app = tmp / ("broken_app" if broken else "new_app")
-    shutil.copytree(PROJECT_ROOT / "examples" / "model_api", app)
-    wsgi = app / "model_api" / "wsgi.py"
-    first = "raise RuntimeError('a broken release, on purpose')\n" if broken else "# a new release\n"
-    wsgi.write_text(first + wsgi.read_text())
-    return app
+    if broken:
+        return example_app(tmp / "broken_app", wsgi_head="raise RuntimeError('a broken release, on purpose')\n")
+    return example_app(tmp / "new_app", wsgi_head="# a new release\n")
 
 
 class Load:
