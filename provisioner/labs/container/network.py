@@ -64,11 +64,11 @@ def pick_subnet(instance: str, taken: set[str]) -> str:
 
 
 def host_address(subnet: str, instance: str, host: str, taken: set[str]) -> str:
-    """NAME<N> (e.g. lab3) -> .(10+N) if free; any other name -> first free from .250 down."""
+    """INSTANCE<N> (e.g. lab3) -> .(10+N) if free; any other name -> first free from .250 down."""
     net = ipaddress.ip_network(subnet)
-    m = re.fullmatch(r"[a-z][a-z0-9-]*?(\d+)", host)
-    if m and 1 <= int(m.group(1)) <= 200:
-        addr = str(net.network_address + 10 + int(m.group(1)))
+    number = _host_number(instance, host)
+    if 1 <= number <= 200:
+        addr = str(net.network_address + 10 + number)
         if addr not in taken:
             return addr
     for last in range(250, 210, -1):
@@ -76,6 +76,17 @@ def host_address(subnet: str, instance: str, host: str, taken: set[str]) -> str:
         if addr not in taken:
             return addr
     raise RuntimeError(f"no free address for {host} in {subnet}")
+
+
+def _host_number(instance: str, host: str) -> int:
+    """A name's trailing digits (lab3 -> 3, tlb1 -> 1; 0 without); past 200, the digits after the
+    instance's name: cmp50's hosts cmp501..cmp5050 are 1..50, not 501..5050 (which found no address)."""
+    m = re.fullmatch(r"[a-z][a-z0-9-]*?(\d+)", host)
+    number = int(m.group(1)) if m else 0
+    tail = host.removeprefix(instance)
+    if number > 200 and tail != host and tail.isdigit():
+        return int(tail)
+    return number
 
 
 def mac_for(*parts: str) -> str:
