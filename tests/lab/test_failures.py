@@ -301,6 +301,9 @@ def test_dpkg_lock_second_deploy_and_a_dropped_connection(main_host, tmp_path):
     """apt waits for a held dpkg lock, then fails clearly; meanwhile a second deploy is refused; a
     deploy whose connection drops is reported; once the lock is free, the next run converges."""
     m, name = main_host, main_host.host.name
+    # A deploy an earlier test killed holds the deploy lock until its remote shell sees the dropped
+    # connection (CI once met it "running" here, at load 20+): start from a free lock.
+    wait_remote(m.inventory, name, f"flock -n {DEPLOY_LOCK} true", 120)
     # apt locks with fcntl(), which flock(1) does not conflict with: hold it the way apt does.
     holder = remote(m.inventory, name, "setsid python3 -c 'import fcntl, time; f = open(\"/var/lib/dpkg/lock-frontend\", "
                                        "\"w\"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(300)' </dev/null >/dev/null 2>&1 & "
