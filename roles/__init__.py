@@ -71,29 +71,31 @@ class NginxUwsgi(Stack):
                 "uwsgi": journal, "app": journal}
 
     def status(self, v) -> str:
-        return self._look(v, "status.sh", QUICK=1) + "\n" + self._look(v, self._behind_nginx(v), QUICK=1)
+        return self._look(v, "status.sh", QUICK=1) + "\n" + self._behind_nginx(v, QUICK=1)
 
     def doctor(self, v) -> str:
         """What runs behind nginx, doctor.sh (nginx's side), then doctor-front.sh (the app's journal,
         the certificate), each in a subshell."""
-        return "\n".join(["(", self._look(v, self._behind_nginx(v), QUICK=0), ")",
+        return "\n".join(["(", self._behind_nginx(v, QUICK=0), ")",
                           "(", self._look(v, "doctor.sh"), ")",
                           "(", self._look(v, "doctor-front.sh", **tls.doctor_params(v)), ")"])
 
-    @staticmethod
-    def _behind_nginx(v) -> str:
-        """The script that looks at what nginx passes to: a balancer's app hosts, or the host's uWSGI."""
-        return "doctor-upstream.sh" if v.site_tier == "balancer" else "doctor-uwsgi.sh"
+    def _behind_nginx(self, v, **params) -> str:
+        """A look at what nginx passes to: a balancer's app hosts (asked from here), or the host's uWSGI."""
+        if v.site_tier == "balancer":
+            return self._look(v, "doctor-upstream.sh", function("check_app_hosts", self._app_host_checks(v)), **params)
+        return self._look(v, "doctor-uwsgi.sh", **params)
 
-    def _look(self, v, script: str, **params) -> str:
-        """One of this folder's read-only scripts, with the host's paths and a health check (one try)."""
+    def _look(self, v, script: str, *functions: str, **params) -> str:
+        """One of this folder's read-only scripts, with the host's paths, a health check (one try) and
+        `functions` (shell definitions) it calls."""
         at = Layout.of(v)
         return "\n".join([
             *(assign(k, value) for k, value in dict(
                 UNIT=at.unit, CURRENT=at.current, SOCKET=v.uwsgi_socket, ERROR_LOG=at.error_log,
                 SITE=at.site_enabled, HEALTH_LABEL=self.health_label(v), TIER=v.site_tier, **params).items()),
             function("check_health", self.health(v, tries=1)),
-            function("check_app_hosts", self._app_host_checks(v)),
+            *functions,
             (HERE / script).read_text(),
         ])
 
