@@ -135,8 +135,9 @@ def main() -> None:
 
         for n in counts:
             if n <= args.cold_max:
-                for _ in range(args.cold_rounds):
-                    for tool in [t for t in tools if t in COLD_TOOLS]:
+                cold_tools = [t for t in tools if t in COLD_TOOLS]
+                for r in range(args.cold_rounds):  # the order rotates, as in the no-op rounds
+                    for tool in cold_tools[r % len(cold_tools):] + cold_tools[:r % len(cold_tools)]:
                         row = cold(c, tool, n, args.instance, channels_on)
                         figures["rows"].append(row)
                         print(f"cold N={n} {tool}: {row['seconds']:.1f} s, end state {row['end_state'][:200]}",

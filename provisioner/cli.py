@@ -19,6 +19,7 @@ except ImportError:
     from click.exceptions import ClickException
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
+from .process_exit import exit_process
 from .config.cli_options import inventory_options, selected_hosts
 
 if TYPE_CHECKING:
@@ -397,4 +398,4 @@ def main() -> None:
     if code == EXIT_INTERRUPTED:
         _stream("err").print("[red]interrupted:[/] every connection was closed; a step already running on a host finishes there")
         _stream("err").print("  [dim]fix:[/] run the same command again; it converges")
-    sys.exit(code or 0)
+    exit_process(code or 0)

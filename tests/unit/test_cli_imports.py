@@ -20,20 +20,21 @@ HEAVY = ("paramiko", "fabric", "jinja2", "yaml", "rich", "provisioner.engine", "
 
 
 def loaded_after(code: str) -> set[str]:
-    """The heavy modules loaded once `code` ran in a new interpreter (SystemExit included)."""
+    """The heavy modules loaded once `code` ran in a new interpreter, reported however the process ends."""
     probe = f"""
 import json, sys
 sys.argv = ["provision", *{code!r}.split()] if {code!r} != "import" else sys.argv
-try:
-    import provisioner.cli as cli
-    if {code!r} != "import":
-        cli.main()
-except SystemExit:
-    pass
-finally:
+import atexit
+
+@atexit.register  # main() ends the process itself (provisioner/process_exit.py), after the atexit handlers
+def report():
     heavy = {HEAVY!r}
     print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in heavy))),
           file=sys.__stderr__)
+
+import provisioner.cli as cli
+if {code!r} != "import":
+    cli.main()
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     return set(json.loads(result.stderr.strip().splitlines()[-1]))
