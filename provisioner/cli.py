@@ -139,20 +139,24 @@ def deploy(
         "of the balancers while it deploys; a failed batch stops the roll.")] = None,
 ):
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
-    from .engine import report
-    from .engine.deploy import deploy as run_deploy
-    from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
+    from .remote.session import Sessions
     hosts = _hosts(host, inventory, ask_become_pass)
     batch_size = _serial(serial, hosts)
-    with _progress() as progress:
-        if batch_size:
-            from .engine.rolling import roll
-            everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
-                "all", inventory, False, warn=lambda w: None, show=lambda line: None)}
-            reports, rolled = roll(STACK, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
-                                   diff=diff, progress=progress)
-        else:
-            reports, rolled = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress), None
+    # All hosts at once: their connections open now, while the stack and the engine load.
+    with contextlib.closing(Sessions(hosts, early=not batch_size and len(hosts) <= forks)) as sessions:
+        from .engine import report
+        from .engine.deploy import deploy as run_deploy
+        from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
+        with _progress() as progress:
+            if batch_size:
+                from .engine.rolling import roll
+                everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
+                    "all", inventory, False, warn=lambda w: None, show=lambda line: None)}
+                reports, rolled = roll(STACK, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
+                                       diff=diff, progress=progress)
+            else:
+                reports, rolled = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress,
+                                             sessions=sessions), None
     if json_out:
         import json
         out = json.loads(report.as_json(reports, _secrets(hosts)))

@@ -13,9 +13,6 @@ file for `files`, never for self-signed, and on the host whenever certbot gets a
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
-
 from provisioner import templating
 from provisioner.engine.handlers import Handler
 from provisioner.errors import UserError
@@ -54,6 +51,8 @@ def _pem(value) -> str:
 
 def ocsp_responder(pem: str, where: str = "tls_certificate") -> str:
     """The OCSP responder URL the (first) certificate of a PEM chain names; "" when it names none."""
+    from cryptography import x509  # here: only a site with its own certificate pays for it (~0.02 s)
+    from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
     except ValueError:

@@ -5,6 +5,7 @@ Remote round trips for a host with nothing to do: the probe and the final verify
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import socket
 import time
@@ -16,7 +17,7 @@ from ..errors import UserError
 from ..inventory import Host
 from ..remote import scripts
 from ..remote.protocol import Exit
-from ..remote.session import Session, Unreachable
+from ..remote.session import Session, Sessions, Unreachable
 from ..resources import Packages, Resource
 from . import facts
 from .apply import StepResult, apply_changes
@@ -75,13 +76,14 @@ def _plan(session: Session, stack: Stack, host: Host, resources: list[Resource],
 
 
 def deploy_host(stack: Stack, host: Host, *, check: bool = False, diff: bool = False,
-                progress: Progress = lambda h, m: None) -> HostReport:
+                progress: Progress = lambda h, m: None, sessions: Sessions | None = None) -> HostReport:
     report = HostReport(host.name)
     started = time.monotonic()
     try:
         resources, handlers = stack.declare(host.vars)
         progress(host.name, "connecting")
-        with Session(host, report.metrics) as session:
+        with contextlib.closing((sessions or Sessions(session=Session)).take(host)) as session:
+            report.metrics = session.metrics
             progress(host.name, "reading facts")
             report.plan = _plan(session, stack, host, resources, diff, lock=True)
             if check:
@@ -160,12 +162,14 @@ def _verify(session: Session, stack: Stack, host: Host, report: HostReport) -> N
 
 
 def deploy(stack: Stack, hosts: list[Host], *, forks: int = 10, check: bool = False, diff: bool = False,
-           progress: Progress = lambda h, m: None) -> list[HostReport]:
+           progress: Progress = lambda h, m: None, sessions: Sessions | None = None) -> list[HostReport]:
     """Deploy to every host, at most `forks` at once; one host's failure never stops the others. Hosts
-    go in the stack's waves (app hosts before the balancers whose health check goes through them)."""
+    go in the stack's waves (app hosts before the balancers whose health check goes through them).
+    `sessions`: connections the caller started opening early (else each opens when its host starts)."""
     done: dict[str, HostReport] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
         for wave in stack.waves(hosts):
-            futures = [pool.submit(deploy_host, stack, h, check=check, diff=diff, progress=progress) for h in wave]
+            futures = [pool.submit(deploy_host, stack, h, check=check, diff=diff, progress=progress, sessions=sessions)
+                       for h in wave]
             done.update((f.result().host, f.result()) for f in futures)
     return [done[h.name] for h in hosts]

@@ -86,13 +86,14 @@ def test_a_new_release_is_planned_from_its_inputs_and_built_only_when_applied(tm
 class _LocalHost:
     """A Session whose host is this machine, unprivileged: scripts run with the local sh."""
 
-    def __init__(self, host, metrics):
+    def __init__(self, host):
         self.scripts: list[str] = []
+        self.metrics: dict = {}
 
-    def __enter__(self):
+    def open(self):
         return self
 
-    def __exit__(self, *exc):
+    def close(self):
         pass
 
     def run(self, script: str, *, in_main_shell: str = "", timeout=None) -> Result:
