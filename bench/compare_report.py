@@ -201,8 +201,10 @@ def section(figures: dict, notes: str = "") -> str:
         "(`--results compare-channels`, one round) did. x floor: against bench/floor.sh (no-op) or the single install script (cold) of the same N.",
         "",
         "### No-op re-deploy", "", *table(figures, "noop"), "",
-        "### Cold deploy", "", "Each cold cell is one run at its own moment: the machine's load changed between "
-        "them, so a cold ratio here is weaker evidence than a no-op one.", "", *table(figures, "cold"), "",
+        "### Cold deploy", "", ("Cold runs of the main run are interleaved as the no-op rounds are (order rotated "
+                                "each round), medians. " if figures["cold_rounds"] > 1 else "") +
+        "A cold cell of another run is one run at its own moment, weaker evidence than an interleaved one.", "",
+        *table(figures, "cold"), "",
         f"![wall time by host count]({PLOT.name})", "",
         *(["### How time and controller CPU/memory grow with N (no-op)", "", *growth(figures), ""]
           if growth(figures) else []),
@@ -224,8 +226,10 @@ def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
     extra = [_tagged(r, run) for run in extra_runs for r in run["rows"]]
     own = {(r["kind"], r["n"], r["tool"]) for r in figures["rows"]}
     # cells the main run did not reach (e.g. N=10 measured by a run of its own) come from the others
+    # a channel-count pass ("timing": false: sshd logging at DEBUG1) gives channels, never times
+    timed = [_tagged(r, run) for run in extra_runs if run.get("timing", True) for r in run["rows"]]
     figures = {**figures, "own_counts": sorted({r["n"] for r in figures["rows"]}), "extra": extra_runs, "extra_rows": extra, "rows": [_tagged(r, figures) for r in figures["rows"]] + [
-        r for r in extra if (r["kind"], r["n"], r["tool"]) not in own]}
+        r for r in timed if (r["kind"], r["n"], r["tool"]) not in own]}
     plot(figures)
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if BEGIN not in text:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import as_installed
 from compare_state import floor_params
 from provisioner.engine import facts
 from provisioner.stack import STACK
@@ -80,7 +81,8 @@ class Contenders:
     def provision(self, n: int, check: bool = False, forks: int = 0) -> Cost:
         """`provision deploy` of hosts 1..n, all at once unless `forks` says otherwise."""
         names = ",".join(h.name for h in self.hosts[:n])
-        env = {**os.environ, "PYTHONPATH": str(CHECKOUT), "PROVISION_KNOWN_HOSTS": str(self.known_hosts)}
+        env = as_installed({**os.environ, "PYTHONPATH": str(CHECKOUT),
+                            "PROVISION_KNOWN_HOSTS": str(self.known_hosts)})
         return measure([[sys.executable, "-m", "provisioner", "deploy", "-H", names, "-i", str(self.inventory),
                          "--forks", str(forks or max(n, 10)), *(["--check"] if check else [])]], env=env)
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import paramiko
-from common import bench_lab, save
+from common import as_installed, bench_lab, save
 
 from provisioner.engine import facts
 from provisioner.inventory import load_inventory
@@ -48,18 +48,12 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 CPU: dict[str, list[float]] = {}  # CPU seconds (user + sys) of each provision process, by variant
 
 
-# Bytecode as an installed package has it (pip compiles it): written once, outside the checkouts, even
-# where the environment says PYTHONDONTWRITEBYTECODE (compiling every module on every run is ~0.3 s).
-PYCACHE = Path(tempfile.mkdtemp(prefix="provision-bench-pycache-"))
-
-
 def cli(*args: str, checkout: Path = CHECKOUT, path: str = "") -> tuple[float, dict]:
     """One `provision` process from `checkout` (its own package, not the installed one; `path`: more
     PYTHONPATH after it, e.g. another version of a dependency); seconds and report.
     Its CPU time goes to CPU["last"]: on a loaded machine it varies far less than wall time."""
     pythonpath = os.pathsep.join(filter(None, (str(checkout), path)))
-    env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONPYCACHEPREFIX": str(PYCACHE)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = as_installed({**os.environ, "PYTHONPATH": pythonpath})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "provisioner", *args, "--json"], capture_output=True, text=True,
