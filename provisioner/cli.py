@@ -142,7 +142,7 @@ def deploy(
     from .remote.session import Sessions
     hosts = _hosts(host, inventory, ask_become_pass)
     batch_size = _serial(serial, hosts)
-    # All hosts at once: their connections open now, while the stack and the engine load.
+    # All hosts at once: their logins start now, while the stack and the engine load.
     with contextlib.closing(Sessions(hosts, early=not batch_size and len(hosts) <= forks)) as sessions:
         from .engine import report
         from .engine.deploy import deploy as run_deploy

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..inventory import Host
 
 SUDO_PROMPT = "[provision-sudo-password]"
+KEEPALIVE_SECONDS = 30  # as OpenSSH's ServerAliveInterval in common use; only an idle connection sends one
 
 _open_sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
 _interrupted = threading.Event()
@@ -76,8 +77,11 @@ class Session:
 
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> "Session":
-        """Log in (unless `login` did) and start the remote shell."""
-        if self._client is None:
+        """Log in (unless `login` did and its connection still lives) and start the remote shell."""
+        transport = self._client.get_transport() if self._client is not None else None
+        if transport is None or not transport.is_active():
+            if self._link is not None:
+                self._link.close()
             self.login()
         self._start_shell()
         return self
@@ -89,6 +93,9 @@ class Session:
         self._link = SshLink(self.host)
         _open_sessions.add(self)  # from here on, Ctrl-C (interrupt_all) can end the connection
         self._client = self._link.open()
+        # A login made early may wait idle for its host's turn (balancers deploy after the app hosts):
+        # keep-alives keep a NAT or firewall on the way from forgetting the connection meanwhile.
+        self._client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
         self.user = self._link.user
         return self
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from provisioner.remote.session import Sessions, Unreachable
+from provisioner.remote.session import Session, Sessions, Unreachable
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +92,46 @@ def test_what_nobody_took_is_closed_even_when_it_opens_later_and_close_does_not_
             break
         threading.Event().wait(0.05)
     assert late.closed
+
+
+class _Transport:
+    def __init__(self, active: bool):
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
+
+
+class _Client:
+    def __init__(self, active: bool):
+        self.transport = _Transport(active)
+
+    def get_transport(self):
+        return self.transport
+
+
+class _Link:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("alive", [True, False], ids=["alive", "died while waiting"])
+def test_a_login_made_early_is_used_while_its_connection_lives(monkeypatch, alive):
+    """Session.open after Session.login: the same connection, unless it died meanwhile (a balancer's
+    login waits for the app hosts' wave), then a new login; the shell starts on a live one."""
+    session = Session.__new__(Session)  # a logged-in session, minus the connection set-up
+    old_link = _Link()
+    session._client, session._link = _Client(alive), old_link
+    calls = []
+
+    def login():
+        calls.append("login")
+        session._client, session._link = _Client(True), _Link()
+        return session
+    monkeypatch.setattr(session, "login", login)
+    monkeypatch.setattr(session, "_start_shell", lambda: calls.append("shell"))
+    assert session.open() is session
+    assert calls == (["shell"] if alive else ["login", "shell"])
+    assert old_link.closed is not alive
