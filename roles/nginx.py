@@ -4,12 +4,17 @@ Every change is checked with `nginx -t` before a reload; a config that fails is 
 never goes live. A running nginx is reloaded, never restarted.
 """
 
+from pathlib import Path
+
 from provisioner.engine.handlers import Handler
+from provisioner.remote.quoting import assign
 from provisioner.resources import Absent, Link, Packages, Service, Template
 
 from .app import context
 from .layout import Layout
 from .tls import NginxSiteTemplate
+
+RELOAD_WAIT_SECONDS = 10  # for the old workers to stop taking connections (they do within ms)
 
 
 def resources(v):
@@ -24,8 +29,5 @@ def resources(v):
 
 
 def handlers(v):
-    return [Handler(
-        "reload nginx",
-        check="nginx -t -q",
-        run="if systemctl is-active -q nginx; then systemctl reload nginx; else systemctl start nginx; fi",
-    )]
+    reload = "\n".join([assign("WAIT_SECONDS", RELOAD_WAIT_SECONDS), (Path(__file__).parent / "nginx-reload.sh").read_text()])
+    return [Handler("reload nginx", check="nginx -t -q", run=f"(\n{reload})")]

@@ -92,7 +92,8 @@ class Load:
                                                                    "POST /predict"))]
 
     def _run(self, url: str, script: Path | None, name: str) -> None:
-        while not self._stop.is_set():
+        # at least two slices: a deploy that ends within the first still has load after it
+        while not self._stop.is_set() or len(self.slices[name]) < 2:
             self.slices[name].append(run_slice(url, CONNECTIONS, SLICE_SECONDS, script, timeout=CLIENT_TIMEOUT,
                                                headers=self._headers))
 
