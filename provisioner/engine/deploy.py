@@ -82,7 +82,7 @@ def deploy_host(stack: Stack, host: Host, *, check: bool = False, diff: bool = F
     try:
         resources, handlers = stack.declare(host.vars)
         progress(host.name, "connecting")
-        with contextlib.closing((sessions or Sessions(session=Session)).take(host)) as session:
+        with contextlib.closing((sessions or Sessions()).take(host)) as session:
             report.metrics = session.metrics
             progress(host.name, "reading facts")
             report.plan = _plan(session, stack, host, resources, diff, lock=True)

@@ -281,5 +281,10 @@ class Sessions:
     def close(self) -> None:
         """Close the sessions nobody took (a run that ended early), now or once they are open."""
         for opening in self._opening.values():
-            opening.add_done_callback(lambda done: done.exception() is None and done.result().close())
+            opening.add_done_callback(_close_if_open)
         self._opening.clear()
+
+
+def _close_if_open(opening: Future) -> None:
+    if opening.exception() is None:
+        opening.result().close()

@@ -13,7 +13,7 @@ from provisioner.engine.stack import Stack
 from provisioner.engine.status import HostStatus
 from provisioner.errors import UserError
 from provisioner.inventory import load_inventory
-from provisioner.remote.session import Result
+from provisioner.remote.session import Result, Sessions
 from provisioner.resources import AppRelease, Link, SystemFacts
 from provisioner.resources import release_build
 from provisioner.stack import STACK
@@ -104,10 +104,9 @@ class _LocalHost:
 
 
 def test_deploy_check_where_a_new_release_would_be_built_leaves_no_file_in_the_cache(tmp_path, cache, monkeypatch):
-    monkeypatch.setattr(engine_deploy, "Session", _LocalHost)
     monkeypatch.setattr(engine_deploy, "LOCK_FILE", str(tmp_path / "deploy.lock"))
     host = load_inventory(PROJECT_ROOT / "inventories" / "production.yml").select("all")[0]
-    report = engine_deploy.deploy_host(STACK, host, check=True)
+    report = engine_deploy.deploy_host(STACK, host, check=True, sessions=Sessions(session=_LocalHost))
     assert report.status == HostStatus.PENDING, (report.error, report.details)
     release = next(d for d in report.plan.decisions if isinstance(d.resource, AppRelease))
     assert release.changed and release.reason.startswith("new release ")
