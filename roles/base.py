@@ -24,10 +24,15 @@ def _stack_packages(v) -> list[str]:
     return names
 
 
+def packages(v, *names: str) -> Packages:
+    """Packages with the host's apt settings: how every role declares the packages it needs."""
+    return Packages(names, cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout,
+                    update_timeout=v.apt_update_timeout)
+
+
 def resources(v):
     names = ["python3", "python3-venv", *v.base_packages]
-    yield Packages(tuple(names + [n for n in _stack_packages(v) if n not in names]),
-                   cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield packages(v, *names, *(n for n in _stack_packages(v) if n not in names))
 
 
 def handlers(v):

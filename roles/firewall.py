@@ -17,10 +17,11 @@ from provisioner.config.topology import UPSTREAM_KEEPALIVE_SECONDS
 from provisioner.engine.handlers import Handler
 from provisioner.errors import UserError
 from provisioner.remote.quoting import assign, cmd
-from provisioner.resources import Absent, Decision, Packages, Resource, Service, SystemdUnit, SystemFacts, Template
+from provisioner.resources import Absent, Decision, Resource, Service, SystemdUnit, SystemFacts, Template
 from provisioner.templating import render
 
 from .app import context
+from .base import packages
 from .layout import Layout
 
 
@@ -31,7 +32,7 @@ def wanted(v) -> bool:
 def resources(v):
     at = Layout.of(v)
     if wanted(v):
-        yield Packages(("nftables",), cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+        yield packages(v, "nftables")
         yield Template(at.firewall_rules, "nftables/app-firewall.nft.j2", rules_context(v),
                        notify=("reload firewall",))
         yield Template(at.firewall_unit_file, "systemd/provision-firewall.service.j2", rules_context(v),

@@ -6,9 +6,10 @@ site.conf.j2; this role adds the default server that closes requests for host na
 itself), and the WAF: Debian's ModSecurity module and the OWASP CRS, with the site's rules file.
 """
 
-from provisioner.resources import Absent, Directory, Packages, Template
+from provisioner.resources import Absent, Directory, Template
 
 from .app import context
+from .base import packages
 
 
 def default_server_file(v) -> str:
@@ -21,8 +22,7 @@ def waf_rules_file(v) -> str:
 
 def resources(v):
     if v.waf != "off":
-        yield Packages(("libnginx-mod-http-modsecurity", "modsecurity-crs"), cache_valid_time=v.apt_cache_valid_time,
-                       lock_timeout=v.apt_lock_timeout)
+        yield packages(v, "libnginx-mod-http-modsecurity", "modsecurity-crs")
         yield Directory("/etc/nginx/modsec")
         yield Template(waf_rules_file(v), "nginx/modsecurity.conf.j2", context(v), notify=("reload nginx",))
     if v.cache_locations:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from provisioner.engine.handlers import Handler
 from provisioner.remote.quoting import assign
-from provisioner.resources import Absent, Link, Packages, Service, Template
+from provisioner.resources import Absent, Link, Service, Template
 
 from .app import context
+from .base import packages
 from .layout import Layout
 from .tls import NginxSiteTemplate
 
@@ -19,7 +20,7 @@ RELOAD_WAIT_SECONDS = 10  # for the old workers to stop taking connections (they
 
 def resources(v):
     at = Layout.of(v)
-    yield Packages(("nginx",), cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield packages(v, "nginx")
     yield Template("/etc/nginx/nginx.conf", "nginx/nginx.conf.j2", context(v), notify=("reload nginx",))
     # rendered for both of nginx's ways to turn on HTTP/2; the host's nginx version picks (roles/tls.py)
     yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))

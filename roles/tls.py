@@ -17,7 +17,9 @@ from provisioner import templating
 from provisioner.engine.handlers import Handler
 from provisioner.errors import UserError
 from provisioner.remote.quoting import assign, cmd
-from provisioner.resources import RUN_DIR, Decision, Directory, File, Packages, Resource, SystemFacts, Template
+from provisioner.resources import RUN_DIR, Decision, Directory, File, Resource, SystemFacts, Template
+
+from .base import packages
 
 HERE = Path(__file__).parent
 ACME_WEBROOT = "/var/lib/provision/acme"   # tls-redirect.conf.j2 serves the challenges from here
@@ -194,8 +196,7 @@ def resources(v):
     if v.tls == "off":
         return
     directory = tls_dir(v)
-    packages = ("openssl", "ca-certificates", *(("certbot",) if v.tls == "acme" else ()))   # roots: stapling
-    yield Packages(packages, cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield packages(v, "openssl", "ca-certificates", *(("certbot",) if v.tls == "acme" else ()))  # roots: stapling
     yield Directory(ACME_WEBROOT)
     yield Directory(directory, mode="0700")
     responder = ""   # self-signed: never one

@@ -14,9 +14,10 @@ from provisioner.engine.handlers import Handler
 from provisioner.engine.verify import uwsgi_check
 from provisioner.remote import scripts
 from provisioner.remote.quoting import Raw, assign, function
-from provisioner.resources import Directory, Packages, Service, SystemdUnit, Template
+from provisioner.resources import Directory, Service, SystemdUnit, Template
 
 from .app import context
+from .base import packages
 from .layout import Layout, uwsgi_sockets
 
 HERE = Path(__file__).parent
@@ -24,8 +25,7 @@ HERE = Path(__file__).parent
 
 def resources(v):
     at = Layout.of(v)
-    yield Packages(("uwsgi", "uwsgi-plugin-python3"),
-                   cache_valid_time=v.apt_cache_valid_time, lock_timeout=v.apt_lock_timeout)
+    yield packages(v, "uwsgi", "uwsgi-plugin-python3")
     yield Service("uwsgi", running=False, enabled=False)
     yield Directory(at.uwsgi_dir)
     yield Template(at.ini, "uwsgi/app.ini.j2", context(v), notify=("restart app",))

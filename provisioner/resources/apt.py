@@ -16,6 +16,8 @@ class Packages(Resource):
     names: tuple[str, ...]
     cache_valid_time: int = 3600
     lock_timeout: int = 300
+    update_timeout: int = 120  # per attempt of apt-get update, on top of lock_timeout
+    update_attempts: int = 3
 
     def label(self) -> str:
         return "packages " + " ".join(self.names)
@@ -39,7 +41,8 @@ class Packages(Resource):
         stale = age is None or age > self.cache_valid_time
         why = "apt lists are " + ("missing" if age is None else f"{age // 60} min old")
         install = fragment("apt_install.sh", PACKAGES=" ".join(missing), UPDATE=int(stale),
-                           LOCK_TIMEOUT=self.lock_timeout, RUN_DIR=RUN_DIR, APT_STAMP=APT_STAMP)
+                           LOCK_TIMEOUT=self.lock_timeout, UPDATE_TIMEOUT=self.update_timeout,
+                           UPDATE_ATTEMPTS=self.update_attempts, RUN_DIR=RUN_DIR, APT_STAMP=APT_STAMP)
         # an earlier step of the same run (roles/base.py: all the stack's packages at once) may have
         # installed them meanwhile: then no second apt run
         query = cmd("dpkg-query", "-W", "-f=${db:Status-Status}\\n", *missing)

@@ -51,7 +51,7 @@ _DEFAULTS = dict(
     uwsgi_vacuum=True, uwsgi_die_on_term=True, uwsgi_need_app=True, uwsgi_strict=True,
     uwsgi_lazy_apps=True, uwsgi_harakiri=60, uwsgi_buffer_size=32768, uwsgi_listen=1024,
     uwsgi_max_requests=0, uwsgi_plugins="python3", base_packages=[],
-    apt_cache_valid_time=3600, apt_lock_timeout=300, deploy_lock_timeout=0,
+    apt_cache_valid_time=3600, apt_lock_timeout=300, apt_update_timeout=120, deploy_lock_timeout=0,
 )
 
 

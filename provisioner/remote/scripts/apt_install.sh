@@ -1,10 +1,28 @@
 # Install Debian packages (provisioner/resources/apt.py), after one `apt-get update` per run when
 # the lists are older than the role allows. Any version will do: upgrades are the admin's decision.
 # Given: PACKAGES (names, space-separated), UPDATE=1 when the lists are stale, LOCK_TIMEOUT,
-# RUN_DIR, APT_STAMP.
+# UPDATE_TIMEOUT, UPDATE_ATTEMPTS, RUN_DIR, APT_STAMP.
+#
+# apt-get update has no overall timeout: when a mirror or proxy cuts an index short it can wait
+# forever (seen with apt-cacher-ng serving one InRelease to several hosts in the same second).
+# So each attempt gets LOCK_TIMEOUT + UPDATE_TIMEOUT seconds, then is stopped and tried again;
+# stopping it is safe (it only writes the lists, and apt's lock dies with it). apt-get install
+# is never stopped: dpkg may be half-way.
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a
 if [ "$UPDATE" = 1 ] && [ ! -e "$RUN_DIR/apt-updated" ]; then
-    apt-get -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" -q --error-on=any update || exit 1
+    attempt=1
+    until timeout -k 10 $((LOCK_TIMEOUT + UPDATE_TIMEOUT)) \
+            apt-get -o DPkg::Lock::Timeout="$LOCK_TIMEOUT" -q --error-on=any update; do
+        status=$?
+        [ "$status" = 124 ] && why="took over $((LOCK_TIMEOUT + UPDATE_TIMEOUT)) s" || why="failed (exit $status)"
+        if [ "$attempt" -ge "$UPDATE_ATTEMPTS" ]; then
+            echo "apt-get update $why, attempt $attempt of $UPDATE_ATTEMPTS: giving up" >&2
+            exit 1
+        fi
+        echo "apt-get update $why, attempt $attempt of $UPDATE_ATTEMPTS: trying again" >&2
+        attempt=$((attempt + 1))
+        sleep 2
+    done
     touch "$APT_STAMP" "$RUN_DIR/apt-updated"
 fi
 # shellcheck disable=SC2086  # one word per package
