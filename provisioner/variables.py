@@ -113,7 +113,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("base_packages", PACKAGES, [], False, "extra Debian packages on every host"),
     S("apt_cache_valid_time", INT, 3600, False, "apt-get update only when the lists are older (seconds)"),
     S("apt_lock_timeout", INT, 300, False, "seconds to wait for the dpkg lock"),
-    S("apt_update_timeout", POSITIVE, 120, False, "seconds an apt-get update may take (besides the lock wait) before it is stopped and tried again, 3 attempts"),
+    S("apt_update_timeout", POSITIVE, 120, False, "seconds an apt-get update may take before it is stopped and tried again (3 attempts)"),
     S("deploy_lock_timeout", INT, 0, False, "seconds a second deploy on the same host waits"),
     S("ansible_host", HOST, None, False, "address to connect to (default: the host name)"),
     S("ansible_port", PORT, 22, False, "SSH port"),

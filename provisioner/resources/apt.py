@@ -16,7 +16,7 @@ class Packages(Resource):
     names: tuple[str, ...]
     cache_valid_time: int = 3600
     lock_timeout: int = 300
-    update_timeout: int = 120  # per attempt of apt-get update, on top of lock_timeout
+    update_timeout: int = 120  # seconds per attempt of apt-get update (remote/scripts/apt_install.sh)
     update_attempts: int = 3
 
     def label(self) -> str:

@@ -11,7 +11,7 @@ import socket
 
 from provisioner.labs import aptproxy, common
 
-from .state import CACHE_ROOT, RELEASES, STATE_ROOT
+from .state import CACHE_ROOT, STATE_ROOT
 
 PORT = 3149  # not 3142: a distro apt-cacher-ng started by its package may hold that one
 DIR = STATE_ROOT / "aptproxy"
@@ -49,19 +49,16 @@ def ensure(addresses: list[str], also: list[str] = ()) -> int:
 
     Reuses a healthy daemon started with today's configuration whose listen set already covers
     `addresses`; otherwise (re)starts it listening on those plus `also` (the caller holds the global
-    lab lock). Then refreshes the indexes (aptproxy.warm).
+    lab lock).
     """
     st = _load()
     need = {"127.0.0.1", *addresses}
     if need <= set(st.get("bind", [])) and st.get("conf") == aptproxy.CONF_DIGEST and _healthy(st, sorted(need)):
-        pid = st["pid"]
-    else:
-        want = sorted(need | set(also))
-        stop()
-        pid = aptproxy.start(DIR, CACHE_DIR, PORT, want)
-        common.write_atomic(STATE, json.dumps({"pid": pid, "bind": want, "port": PORT,
-                                                  "conf": aptproxy.CONF_DIGEST}) + "\n")
-    aptproxy.warm(PORT, list(RELEASES))  # before hosts ask for the indexes all at once
+        return st["pid"]
+    want = sorted(need | set(also))
+    stop()
+    pid = aptproxy.start(DIR, CACHE_DIR, PORT, want)
+    common.write_atomic(STATE, json.dumps({"pid": pid, "bind": want, "port": PORT, "conf": aptproxy.CONF_DIGEST}) + "\n")
     return pid
 
 

@@ -19,7 +19,10 @@ from provisioner.errors import UserError
 from provisioner.labs import common
 
 from . import proxy, state
-from .state import CACHE_ROOT, DEFAULT_RELEASE, KEY_FILE, RELEASES
+from .state import CACHE_ROOT, KEY_FILE
+
+RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
+DEFAULT_RELEASE = "bookworm"
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "sudo",
             "python3", "iproute2"]
 ASKPASS_PASSWORD = "lab-password"

@@ -20,8 +20,6 @@ CGROUP_NAME = "provision-lab"
 STATE_KIND = "provision-container-lab"
 
 DEFAULT_INSTANCE = "lab"
-RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}  # the Debian releases a lab host can run
-DEFAULT_RELEASE = "bookworm"
 _RESERVED = {"hostkeys", "aptproxy"}
 _INSTANCE_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 _HOST_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")

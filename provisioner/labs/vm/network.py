@@ -50,11 +50,11 @@ def create_netns() -> None:
 
 def start_aptproxy(st: dict, log: Log) -> None:
     """Our own apt-cacher-ng on the controller end of the veth (its PID goes to the state)."""
-    if not common.pid_alive(st.get("aptproxy_pid"), "apt-cacher-ng"):
-        st["aptproxy_pid"] = aptproxy.start(APT_PROXY_DIR, APT_CACHE_DIR, APT_PROXY_PORT, [APT_PROXY_ADDR])
-        save_state(st)
-        log(f"apt proxy on {APT_PROXY_ADDR}:{APT_PROXY_PORT} (pid {st['aptproxy_pid']})")
-    aptproxy.warm(APT_PROXY_PORT, ["bookworm"])  # the box's release, before the VMs ask all at once
+    if common.pid_alive(st.get("aptproxy_pid"), "apt-cacher-ng"):
+        return
+    st["aptproxy_pid"] = aptproxy.start(APT_PROXY_DIR, APT_CACHE_DIR, APT_PROXY_PORT, [APT_PROXY_ADDR])
+    save_state(st)
+    log(f"apt proxy on {APT_PROXY_ADDR}:{APT_PROXY_PORT} (pid {st['aptproxy_pid']})")
 
 
 def delete_netns() -> None:
