@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, bench_lab  # noqa: E402
+from common import RESULTS, bench_lab, install_provision  # noqa: E402
 from compare_report import write_report  # noqa: E402
 from compare_state import cold_script, export  # noqa: E402
 from compare_tools import VENV, Channels, Contenders  # noqa: E402
@@ -123,11 +123,12 @@ def main() -> None:
         raise SystemExit("bench/compare.py measures controller memory with GNU time: apt-get install time")
     figures = {"rss_method": "gnu-time", "machine": machine(), "versions": ensure_venv(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "rounds": args.rounds, "name": args.results, "cold_rounds": args.cold_rounds, "rows": []}
+    provision = install_provision()
     with bench_lab(max(counts), args.instance, args.keep) as (_, inventory):
         hosts = load_inventory(inventory).select("all")
         state_dir = Path(os.environ["PROVISION_KNOWN_HOSTS"]).parent / "state"
         export(hosts[0], state_dir)
-        c = Contenders(hosts, inventory, lab.known_hosts_path(args.instance), state_dir)
+        c = Contenders(hosts, inventory, lab.known_hosts_path(args.instance), state_dir, provision)
         c.cold = cold_script(c.state)
 
         def channels_on(host):

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import as_installed
 from compare_state import floor_params
 from provisioner.engine import facts
 from provisioner.stack import STACK
@@ -69,8 +67,9 @@ def measure(argvs: list[list[str]], inputs: list[str | None] | None = None, env:
 class Contenders:
     """The command lines of every contender for the lab `hosts`, written once per host set."""
 
-    def __init__(self, hosts: list, inventory: Path, known_hosts: Path, state_dir: Path):
+    def __init__(self, hosts: list, inventory: Path, known_hosts: Path, state_dir: Path, provision: Path):
         self.hosts, self.inventory, self.known_hosts, self.state_dir = hosts, inventory, known_hosts, state_dir
+        self.provision_script = provision  # bench/common.py's install_provision()
         self.state = json.loads((state_dir / "state.json").read_text())
         self.floor = floor_params(self.state) + (BENCH / "floor.sh").read_text()
 
@@ -81,9 +80,8 @@ class Contenders:
     def provision(self, n: int, check: bool = False, forks: int = 0) -> Cost:
         """`provision deploy` of hosts 1..n, all at once unless `forks` says otherwise."""
         names = ",".join(h.name for h in self.hosts[:n])
-        env = as_installed({**os.environ, "PYTHONPATH": str(CHECKOUT),
-                            "PROVISION_KNOWN_HOSTS": str(self.known_hosts)})
-        return measure([[sys.executable, "-m", "provisioner", "deploy", "-H", names, "-i", str(self.inventory),
+        env = {**os.environ, "PROVISION_KNOWN_HOSTS": str(self.known_hosts)}
+        return measure([[str(self.provision_script), "deploy", "-H", names, "-i", str(self.inventory),
                          "--forks", str(forks or max(n, 10)), *(["--check"] if check else [])]], env=env)
 
     def pyinfra(self, n: int) -> Cost:
