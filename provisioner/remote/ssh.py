@@ -26,7 +26,11 @@ from .ssh_config import SshOptions, lookup_config
 if TYPE_CHECKING:
     from ..inventory import Host
 
-CONNECT_TIMEOUT = 10
+CONNECT_TIMEOUT = 10  # TCP connect: a host that is down fails fast
+# The SSH banner and authentication: a host that took the TCP connection is up, and its sshd can be
+# slow (an emulated VM under load, PAM). A CI run lost a Vagrant VM at login (its cause was not
+# captured; 10 s here was one candidate).
+HANDSHAKE_TIMEOUT = 30
 MAX_JUMPS = 8
 
 
@@ -102,8 +106,8 @@ class SshLink:
         keys = [str(host.key_file)] if host.key_file else []  # the jump hosts are offered it too
         config = fabric.Config(ssh_config=lookup_config(host.address, options), lazy=True, overrides={
             "timeouts": {"connect": CONNECT_TIMEOUT},
-            "connect_kwargs": {"key_filename": keys, "banner_timeout": CONNECT_TIMEOUT,
-                               "auth_timeout": CONNECT_TIMEOUT},
+            "connect_kwargs": {"key_filename": keys, "banner_timeout": HANDSHAKE_TIMEOUT,
+                               "auth_timeout": HANDSHAKE_TIMEOUT},
         })
         self.target = connection(host.address, config)
         self.chain = _hops(self.target)

@@ -30,6 +30,17 @@ def ssh(host: dict, command: str, timeout: float = 300, check: bool = True) -> s
     return p
 
 
+def failed_hosts(report_json: str) -> str:
+    """Each host of a --json report that did not end well, with its error and fix (a whole report
+    is too long for an assertion message: one CI run showed only its last host)."""
+    try:
+        hosts = json.loads(report_json)["hosts"]
+    except (ValueError, KeyError):
+        return report_json[-4000:]
+    return "\n".join(f"{h['host']}: {h['status']}: {h.get('error')} / fix: {h.get('fix')} / {h.get('details')}"
+                     for h in hosts if h.get("error") or h["status"] in ("failed", "unreachable"))
+
+
 @pytest.mark.vm
 def test_vms_are_bare_debian_reachable_with_the_inventory_key(vm_lab, in_netns):
     hosts = vm_lab["hosts"]
@@ -66,7 +77,7 @@ def test_deploy_to_fresh_vms_then_noop_then_logs(vm_lab, in_netns, provision, tm
     p = in_netns(provision("deploy", "--host", "vagrant", "-i", inv, "--json"), timeout=1500, env=env)
     first_s = time.monotonic() - t0
     print(f"first deploy (2 fresh VMs): {first_s:.1f} s")
-    assert p.returncode == 0, f"deploy exited {p.returncode}\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
+    assert p.returncode == 0, f"deploy exited {p.returncode}\n{failed_hosts(p.stdout)}\n{p.stderr[-4000:]}"
     report = json.loads(p.stdout)
     assert sorted(h["host"] for h in report["hosts"]) == ["vm1", "vm2"]
     assert all(h["status"] != "failed" and h["changed"] > 0 for h in report["hosts"]), p.stdout[-3000:]
