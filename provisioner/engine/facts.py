@@ -21,12 +21,14 @@ def probe_script(resources: list[Resource], want_diff: bool = False, health: str
         functions["health"] = health
     return scripts.script("probe.sh", functions, RESOURCES=len(resources), HEALTH=int(bool(health)),
                           LOCK_FILE=lock_file, APT_STAMP=APT_STAMP, PENDING_DIR=PENDING_DIR,
-                          STAT_PATHS="\n".join(stat_paths(functions.values())))
+                          STAT_PATHS="\n".join(first_args(functions.values(), "stat_path")),
+                          SERVICES="\n".join(first_args(functions.values(), "service_state")))
 
 
-def stat_paths(probes) -> list[str]:
-    """The path of every probe that is one `stat_path PATH` call: probe.sh reads them all up front."""
-    calls = (shlex.split(probe) for probe in probes if probe.startswith("stat_path ") and "\n" not in probe)
+def first_args(probes, function: str) -> list[str]:
+    """The argument of every probe that is one `FUNCTION ARG` call (stat_path, service_state):
+    probe.sh reads all of them up front, with one program for all where it can."""
+    calls = (shlex.split(probe) for probe in probes if probe.startswith(function + " ") and "\n" not in probe)
     return list(dict.fromkeys(words[1] for words in calls if len(words) >= 2))
 
 
