@@ -77,16 +77,13 @@ class Session:
 
     # -- connection -----------------------------------------------------------------------------
     def open(self) -> "Session":
-        """Log in (unless `login` did and its connection still lives) and start the remote shell
-        (unless it runs on that connection already)."""
+        """Log in (unless `login` did and its connection still lives) and start the remote shell."""
         transport = self._client.get_transport() if self._client is not None else None
         if transport is None or not transport.is_active():
             if self._link is not None:
                 self._link.close()
             self.login()
-            self._chan = None
-        if self._chan is None or self._chan.closed:
-            self._start_shell()
+        self._start_shell()
         return self
 
     def login(self) -> "Session":
@@ -253,13 +250,12 @@ class Session:
 class Sessions:
     """Each host's session, taken once by whoever works on that host (who closes it).
 
-    With `early`, every host's login (connect, handshake, authentication) and its remote shell start
-    at once, in the background, when this is made: the handshakes and the shell's start (sshd's
-    session set-up, ~80 ms on a lab host, then sudo), mostly waiting on the network and on the hosts,
-    then overlap what the controller does meanwhile (loading the stack and the engine, rendering the
-    templates; docs/performance.md). The shell only waits for its first script, so a run that stops
-    before the probe is sent (a template error) has run no script on any host; what nobody took is
-    closed. Without `early`, a session logs in when it is taken."""
+    With `early`, every host's login (connect, handshake, authentication) starts at once, in the
+    background, when this is made: the handshakes, mostly waiting on the network and on the hosts'
+    sshd, then overlap what the controller does meanwhile (loading the stack and the engine, rendering
+    the templates: ~0.15 s of a 1-host no-op, docs/performance.md). The remote shell starts only when
+    the session is taken, so a run that stops before (a template error) has run nothing on any host.
+    Without `early`, a session logs in when it is taken."""
 
     def __init__(self, hosts: "list[Host]" = (), *, early: bool = False, session: type = Session):
         self._session = session
@@ -271,15 +267,14 @@ class Sessions:
 
         def open_session() -> None:
             try:
-                opening.set_result(self._session(host).open())
+                opening.set_result(self._session(host).login())
             except BaseException as e:  # noqa: BLE001 (re-raised by take() in the caller's thread)
                 opening.set_exception(e)
         threading.Thread(target=open_session, name=f"connect {host.name}", daemon=True).start()
         return opening
 
     def take(self, host: "Host") -> Session:
-        """The host's open session, its shell started (again, if its connection died while it waited
-        for its turn); Unreachable (or UserError) when it could not connect."""
+        """The host's open session, its shell started; Unreachable (or UserError) when it could not connect."""
         opening = self._opening.pop(host.name, None)
         return (opening.result() if opening is not None else self._session(host)).open()
 

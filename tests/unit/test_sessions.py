@@ -1,6 +1,6 @@
-"""provisioner/remote/session.py's Sessions: logins and shells started early, in the background,
-are the ones taken; a failed one raises where it is taken; what nobody took is closed, even once it
-logs in after the run has ended; a host that hangs keeps nothing waiting."""
+"""provisioner/remote/session.py's Sessions: logins made early, in the background, are the ones
+taken, and their shell starts only then; a failed one raises where it is taken; what nobody took is
+closed, even once it logs in after the run has ended; a host that hangs keeps nothing waiting."""
 
 from __future__ import annotations
 
@@ -36,8 +36,7 @@ class FakeSession:
     def open(self) -> "FakeSession":
         if self.opened_in is None:
             self.login()
-        if self.shell_in is None:
-            self.shell_in = threading.current_thread().name
+        self.shell_in = threading.current_thread().name
         return self
 
     def close(self) -> None:
@@ -58,7 +57,7 @@ def test_early_sessions_open_in_the_background_and_are_the_ones_taken():
     sessions = Sessions([web1, web2], early=True, session=FakeSession)
     taken = [sessions.take(web1), sessions.take(web2)]  # made in their threads: FakeSession.made in any order
     assert [s.opened_in for s in taken] == ["connect web1", "connect web2"]
-    assert [s.shell_in for s in taken] == ["connect web1", "connect web2"], "the shells start early too"
+    assert [s.shell_in for s in taken] == [threading.current_thread().name] * 2, "the shell starts when taken"
     assert len(FakeSession.made) == 2, "no second connection at take()"
     sessions.close()
     assert not any(s.closed for s in taken), "the taker closes what it took"
@@ -75,8 +74,7 @@ def test_without_early_a_session_opens_when_taken():
     [web1] = hosts("web1")
     sessions = Sessions([web1], session=FakeSession)
     assert FakeSession.made == []
-    taken = sessions.take(web1)
-    assert taken.opened_in == taken.shell_in == threading.current_thread().name
+    assert sessions.take(web1).opened_in == threading.current_thread().name
 
 
 def test_what_nobody_took_is_closed_even_when_it_opens_later_and_close_does_not_wait():
@@ -87,6 +85,7 @@ def test_what_nobody_took_is_closed_even_when_it_opens_later_and_close_does_not_
     first, late = sorted(FakeSession.made, key=lambda s: s.host.name != "web1")
     sessions.close()  # returns although slow1 is still connecting
     assert first.closed and not late.closed
+    assert first.shell_in is None, "nothing ran on a host nobody took"
     FakeSession.gates["slow1"].set()
     for _ in range(100):
         if late.closed:
@@ -124,7 +123,7 @@ def test_a_login_made_early_is_used_while_its_connection_lives(monkeypatch, aliv
     login waits for the app hosts' wave), then a new login; the shell starts on a live one."""
     session = Session.__new__(Session)  # a logged-in session, minus the connection set-up
     old_link = _Link()
-    session._client, session._link, session._chan = _Client(alive), old_link, None
+    session._client, session._link = _Client(alive), old_link
     calls = []
 
     def login():
@@ -132,10 +131,7 @@ def test_a_login_made_early_is_used_while_its_connection_lives(monkeypatch, aliv
         session._client, session._link = _Client(True), _Link()
         return session
     monkeypatch.setattr(session, "login", login)
-    monkeypatch.setattr(session, "_start_shell", lambda: calls.append("shell") or setattr(
-        session, "_chan", SimpleNamespace(closed=False)))
+    monkeypatch.setattr(session, "_start_shell", lambda: calls.append("shell"))
     assert session.open() is session
     assert calls == (["shell"] if alive else ["login", "shell"])
     assert old_link.closed is not alive
-    assert session.open() is session and calls == (["shell"] if alive else ["login", "shell"]), \
-        "a second open() keeps the running shell"
