@@ -4,7 +4,7 @@
 # requests they have in flight first, so when they are gone no request to a host left out is still
 # running. The old file is put back if nginx -t refuses the new. The reload's cost: the old workers
 # close their idle client connections, and a request a client sends on one at that instant fails.
-# Parameters: UPSTREAM_FILE, UPSTREAM_TEXT, DRAIN_SECONDS.
+# Parameters: UPSTREAM_FILE, UPSTREAM_TEXT, DRAIN_SECONDS. Needs nginx-workers.sh.
 set -u
 backup="$UPSTREAM_FILE.provision-route"
 cp -p "$UPSTREAM_FILE" "$backup" || exit 1
@@ -16,7 +16,7 @@ if ! check=$(nginx -t -q 2>&1); then
 fi
 rm -f "$backup"
 master=$(cat /run/nginx.pid 2>/dev/null)
-old_workers=$(pgrep -P "$master" | tr '\n' ' ')
+old_workers=$(nginx_workers "$master" | cut -d' ' -f1)
 systemctl reload nginx || exit 1
 ticks=$((DRAIN_SECONDS * 5))
 while [ "$ticks" -gt 0 ]; do

@@ -17,6 +17,7 @@ from provisioner.templating import render
 
 from .app import context
 from .layout import Layout
+from .nginx import watching_workers
 
 
 def resources(v):
@@ -44,7 +45,7 @@ def route_around(v, names: frozenset[str], templates: Path) -> str:
     text = render("nginx/upstream.conf.j2", upstream_context(v, names), templates)
     return "\n".join([assign("UPSTREAM_FILE", Layout.of(v).upstream_conf), assign("UPSTREAM_TEXT", text),
                       assign("DRAIN_SECONDS", v.uwsgi_read_timeout),
-                      (Path(__file__).parent / "balancer-route.sh").read_text()])
+                      watching_workers("balancer-route.sh")])
 
 
 def fail_timeout(host, balancers: list) -> int:

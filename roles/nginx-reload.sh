@@ -5,26 +5,21 @@
 # right after a fresh host's first deploy had verified the new site, a GET of /healthz was answered
 # 404 by Debian's default site. An old worker that handled the quit has closed its listening sockets
 # and calls itself "worker process is shutting down" (it finishes its requests in flight); one that
-# is gone is done too. Parameters: WAIT_SECONDS.
+# is gone is done too. Parameters: WAIT_SECONDS. Needs nginx-workers.sh.
 if ! systemctl is-active -q nginx; then
     exec systemctl start nginx
 fi
 master=$(cat /run/nginx.pid 2>/dev/null)
-old=""
-for dir in /proc/[0-9]*; do    # the master's workers (no pgrep: procps is not on every host)
-    read -r pid _ _ ppid _ < "$dir/stat" 2>/dev/null || continue
-    [ "$ppid" = "$master" ] || continue
-    case $(tr -d '\0' < "$dir/cmdline" 2>/dev/null) in
-        *"shutting down") ;;                    # from an earlier reload: takes no connection
-        *"worker process") old="$old $pid" ;;   # its title, then NULs up to the length of the master's argv
-    esac
-done
+# the workers that take connections now (one "... is shutting down" from an earlier reload takes none)
+old=$(nginx_workers "$master" | while read -r pid title; do
+    case $title in *"worker process") echo "$pid" ;; esac
+done)
 systemctl reload nginx || exit 1
 ticks=$((WAIT_SECONDS * 10))
 while [ "$ticks" -gt 0 ]; do
     accepting=""
     for pid in $old; do
-        case $(tr -d '\0' < "/proc/$pid/cmdline" 2>/dev/null) in
+        case $(tr -d '\0' 2>/dev/null < "/proc/$pid/cmdline") in
             *"worker process") accepting=1 ;;   # not yet "... is shutting down", nor gone
         esac
     done

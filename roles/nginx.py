@@ -16,6 +16,7 @@ from .layout import Layout
 from .tls import NginxSiteTemplate
 
 RELOAD_WAIT_SECONDS = 10  # for the old workers to stop taking connections (they do within ms)
+HERE = Path(__file__).parent
 
 
 def resources(v):
@@ -30,5 +31,11 @@ def resources(v):
 
 
 def handlers(v):
-    reload = "\n".join([assign("WAIT_SECONDS", RELOAD_WAIT_SECONDS), (Path(__file__).parent / "nginx-reload.sh").read_text()])
+    reload = "\n".join([assign("WAIT_SECONDS", RELOAD_WAIT_SECONDS), watching_workers("nginx-reload.sh")])
     return [Handler("reload nginx", check="nginx -t -q", run=f"(\n{reload})")]
+
+
+def watching_workers(script: str) -> str:
+    """A role script that waits on nginx's workers (nginx-reload.sh, balancer-route.sh), after the
+    function that lists them (nginx-workers.sh)."""
+    return (HERE / "nginx-workers.sh").read_text() + (HERE / script).read_text()
