@@ -42,6 +42,22 @@ unable to load app 0 (mountpoint='') (callable not found or import error)
 """
 
 
+# A lab run under load: worker 1 fails to import the app; worker 2, stopped by the master's SIGINT
+# inside importlib's own `except KeyError`, logs that KeyError with the KeyboardInterrupt it led to.
+INTERRUPTED_WHILE_HANDLING = f"""{ONE_WORKER}\
+Traceback (most recent call last):
+  File "<frozen importlib._bootstrap_external>", line 1501, in _path_importer_cache
+KeyError: '/srv/model_api/current/venv/lib/python3.11/site-packages/itsdangerous'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "<frozen importlib._bootstrap_external>", line 1503, in _path_importer_cache
+KeyboardInterrupt
+OOPS ! failed loading app in worker 2 (pid 4148)
+"""
+
+
 def report(tmp_path, journal: str) -> str:
     """unit_failure.sh's output with a journalctl that prints JOURNAL."""
     (tmp_path / "journal").write_text(journal)
@@ -54,13 +70,13 @@ def report(tmp_path, journal: str) -> str:
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, env=env, timeout=30).stdout
 
 
-def first_part(out: str) -> str:
+def first_part(out: str, journal: str) -> str:
     """What the script prints before the journal's last 12 lines."""
-    return out[:out.rindex("*** Operational MODE")] if "*** Operational MODE" in out else out
+    return out[:out.rindex("\n".join(journal.splitlines()[-12:]))]
 
 
 def test_one_workers_traceback_is_printed_whole(tmp_path):
-    out = first_part(report(tmp_path, ONE_WORKER))
+    out = first_part(report(tmp_path, ONE_WORKER), ONE_WORKER)
     assert out.startswith("Traceback (most recent call last):\n")
     assert f"    import no_such_module_xyz\n{IMPORT_ERROR}\n" in out
     assert out.count(IMPORT_ERROR) == 1
@@ -68,5 +84,17 @@ def test_one_workers_traceback_is_printed_whole(tmp_path):
 
 def test_interleaved_workers_still_name_the_exception(tmp_path):
     out = report(tmp_path, INTERLEAVED)
-    assert IMPORT_ERROR in first_part(out), out
-    assert "KeyboardInterrupt" not in first_part(out).replace(IMPORT_ERROR, ""), out
+    assert IMPORT_ERROR in first_part(out, INTERLEAVED), out
+    assert "KeyboardInterrupt" not in first_part(out, INTERLEAVED).replace(IMPORT_ERROR, ""), out
+
+
+def test_an_exception_the_interrupt_arrived_in_is_no_cause(tmp_path):
+    out = first_part(report(tmp_path, INTERRUPTED_WHILE_HANDLING), INTERRUPTED_WHILE_HANDLING)
+    assert f"    import no_such_module_xyz\n{IMPORT_ERROR}\n" in out, out
+    assert "KeyError" not in out, out
+
+
+def test_a_chained_error_without_an_interrupt_is_still_the_cause(tmp_path):
+    chained = INTERRUPTED_WHILE_HANDLING.replace("KeyboardInterrupt", "RuntimeError: no config")
+    out = first_part(report(tmp_path, chained), chained)
+    assert out.startswith("Traceback (most recent call last):\n") and "RuntimeError: no config" in out, out

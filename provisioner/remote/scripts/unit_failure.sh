@@ -6,7 +6,10 @@
 # when one fails to load the app) is the cause, however much was logged after it. With lazy-apps every
 # worker logs its own traceback and their lines interleave: another worker's KeyboardInterrupt can end
 # the traceback being read before its exception line comes, so the last exception line is also kept
-# on its own and printed when the traceback printed does not hold it.
+# on its own and printed when the traceback printed does not hold it. A traceback that a
+# KeyboardInterrupt happened while handling (the SIGINT reached a worker inside importlib's own
+# `except KeyError`: "During handling of the above exception, another exception occurred") is part of
+# that interrupt, not a cause: a lab run printed such a KeyError instead of the app's ImportError.
 # Given: UNIT, SINCE.
 journal() {
     journalctl -u "$UNIT" --since "$SINCE" --no-pager -o cat
@@ -17,11 +20,23 @@ while [ "$tries" -lt 60 ] && ! journal | grep -q Traceback; do
     tries=$((tries + 1))
 done
 journal | awk '
-/^Traceback \(most recent call last\):/ { tb = $0; next }
+/^Traceback \(most recent call last\):/ {
+    in_chain = chained; chained = 0
+    if (!in_chain) taken = 0      # the traceback taken last is no context of this one
+    tb = $0; error_at_start = error; next
+}
+/^(During handling of the above exception|The above exception was the direct cause)/ { if (taken) chained = 1; next }
 /^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception)(: |$)/ { error = $0 }
 tb != "" {
     tb = tb "\n" $0
-    if ($0 !~ /^[ \t]/) { if ($0 !~ /^KeyboardInterrupt/) last = tb; tb = "" }
+    if ($0 !~ /^[ \t]/) {
+        if ($0 !~ /^KeyboardInterrupt/) {
+            last_before = last; error_before = error_at_start; last = tb; taken = 1
+        } else if (in_chain && taken) {
+            last = last_before; error = error_before; taken = 0    # it was the interrupt context
+        }
+        tb = ""
+    }
 }
 END {
     if (last != "") print last
