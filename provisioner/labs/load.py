@@ -75,3 +75,9 @@ def soak(url: str, total_seconds: float, slice_seconds: int, concurrency: tuple[
     while time.monotonic() - started < total_seconds:
         slices.append(run_slice(url, concurrency[len(slices) % len(concurrency)], slice_seconds, script))
     return slices
+
+
+# Shell for a lab host: nginx's record of the answers that were not a 2xx (a client that left, 499,
+# aside) and its error logs' last lines, for a load test's failure message.
+NGINX_FAILURES = ("awk '$9 !~ /^(2..|499)$/' /var/log/nginx/model_api.access.log | tail -n 5; "
+                  "grep -hv '\\[notice\\]' /var/log/nginx/model_api.error.log /var/log/nginx/error.log | tail -n 8")
