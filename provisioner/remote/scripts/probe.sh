@@ -102,11 +102,10 @@ scan_services() {
 # A systemd service: "enabled=STATE" (systemctl is-enabled's last line) and "active=STATE" (is-active).
 # From what scan_services read (waited for at the first call), else asked now.
 service_state() {
-    if [ -n "$services_pid" ]; then
-        wait "$services_pid"
-        services_pid="" services=$NL
-        while IFS= read -r line; do services="$services$line$NL"; done <"$services_out"
-        rm -f "$services_out"
+    if [ -n "$services_job" ]; then
+        # shellcheck disable=SC2086  # "PID FILE"
+        collect $services_job
+        services_job="" services=$NL$collected$NL
     fi
     case $services in
         *"$NL$1$TAB"*)
@@ -125,16 +124,31 @@ service_state() {
     echo "active=$active"
 }
 
-services="" services_pid=""
+# FUNCTION run in the background, its output (stdout and stderr) into a file of its own: sets
+# `job` to "PID FILE" for collect.
+in_background() {
+    job_out=$(mktemp)
+    "$1" >"$job_out" 2>&1 &
+    job="$! $job_out"
+}
+
+# Wait for the background job PID, then set `collected` to its output (FILE, removed) and
+# `collected_rc` to its exit status.
+collect() {
+    wait "$1"
+    collected_rc=$?
+    collected=$(cat "$2")
+    rm -f "$2"
+}
+
+services="" services_job=""
 if [ -n "$SERVICES" ]; then
-    services_out=$(mktemp)
-    scan_services >"$services_out" 2>/dev/null &
-    services_pid=$!
+    in_background scan_services
+    services_job=$job
 fi
 if [ "$HEALTH" = 1 ]; then
-    health_out=$(mktemp)
-    health >"$health_out" 2>&1 &
-    health_pid=$!
+    in_background health
+    health_job=$job
 fi
 
 mark system
@@ -158,10 +172,9 @@ while [ "$i" -lt "$RESOURCES" ]; do
 done
 
 if [ "$HEALTH" = 1 ]; then
-    wait "$health_pid"
-    health_rc=$?
+    # shellcheck disable=SC2086  # "PID FILE"
+    collect $health_job
     mark health
-    echo "$health_rc"
-    cat "$health_out"
-    rm -f "$health_out"
+    echo "$collected_rc"
+    printf '%s\n' "$collected"
 fi
