@@ -147,8 +147,6 @@ def test_an_ini_change_under_load(site):
     load.assert_nothing_failed()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 10 open: an nginx reload under load failed 1 GET and 1 POST of ~8,000 "
-                   "(non-2xx, one request per connection) in one CI run of three; cause not yet found")
 def test_an_nginx_site_change_under_load(site):
     app = site.tmp / "app_next"
     inventory = site.inventory("site", app_source=str(app), uwsgi_processes=3, client_max_body_size="20m")
