@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -264,6 +266,37 @@ def test_cli_up_status_down(lab_scratch_instance):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["status", "--instance", CLEAN_INSTANCE])
     assert "is down" in r.output
+
+
+@pytest.mark.lab
+def test_a_cgroup_that_processes_keep_entering_is_removed_once_they_stop():
+    """Removing a host's cgroup while processes are still entering or leaving it (rmdir: EBUSY; a 50-host
+    lab's removal at load 60+ ended in that traceback) kills what is inside and tries again."""
+    base = labhosts.cgroup_bases()[0] / state.CGROUP_NAME / f"test-removal-{os.getpid()}"
+    (base / "payload").mkdir(parents=True)
+    started: list[subprocess.Popen] = []
+    until = time.monotonic() + 1.5
+
+    def keep_entering() -> None:
+        while time.monotonic() < until:
+            started.append(subprocess.Popen(["sleep", "60"]))
+            with contextlib.suppress(OSError):  # the cgroup is gone: the process stays outside
+                (base / "payload" / "cgroup.procs").write_text(str(started[-1].pid))
+            time.sleep(0.02)
+
+    filler = threading.Thread(target=keep_entering)
+    filler.start()
+    try:
+        time.sleep(0.3)
+        labhosts.remove_cgroup_tree(base)
+    finally:
+        filler.join()
+        for process in started:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(OSError):
+            base.parent.rmdir()  # only if no lab uses it
+    assert not base.exists()
 
 
 @pytest.mark.unit

@@ -9,6 +9,8 @@ and is stopped with SIGTERM to the launcher (forwarded to nspawn: clean poweroff
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -82,26 +84,33 @@ def cgroup_pids(d: Path) -> list[int]:
     return pids
 
 
-def remove_cgroup_tree(d: Path) -> None:
-    """Kill what is left inside (our launcher/nspawn/container PIDs), then rmdir depth-first."""
-    if not d.is_dir():
-        return
-    deadline = time.monotonic() + 10
-    while (pids := cgroup_pids(d)) and time.monotonic() < deadline:
+def remove_cgroup_tree(d: Path, seconds: float = 60) -> None:
+    """Kill what is left inside (our launcher/nspawn/container PIDs), then rmdir depth-first. A cgroup
+    whose last processes are still exiting refuses rmdir with EBUSY (a 50-host lab at load 60+, its
+    hosts in the middle of dpkg runs): kill and try again until `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while d.is_dir():
+        pids = cgroup_pids(d)
         for pid in pids:
             common.kill_pid(pid, signal.SIGKILL)
         for pid in pids:
             common.wait_pid_gone(pid, 0.5)
+        try:
+            _rmdir_tree(d)
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _rmdir_tree(d: Path) -> None:
+    """Remove an emptied cgroup and the cgroups under it, the deepest first."""
     for root, dirs, _files in os.walk(d, topdown=False):
         for sub in dirs:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.rmdir(os.path.join(root, sub))
-            except FileNotFoundError:
-                pass
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.rmdir(d)
-    except FileNotFoundError:
-        pass
 
 
 def remove_empty_cgroup_parents(instance: str) -> None:
