@@ -224,9 +224,21 @@ def _tagged(row: dict, run: dict) -> dict:
     return {**row, "run": run.get("name") or "compare", "rss_mib": rss}
 
 
+# Runs started before this fed their floors' hosts the script one host after another (compare_tools.py
+# measure() before its fix): at N >= 2 those figures are no floor, and they are left out.
+SERIAL_FLOORS_BEFORE = "2026-11-27 21:39 UTC"
+
+
+def _measured_right(row: dict, run: dict) -> bool:
+    return not (row["tool"] in ("floor", "probe-floor") and row["n"] >= 2
+                and run.get("started", "") < SERIAL_FLOORS_BEFORE)
+
+
 def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
     """`extra_runs`: other result files of compare.py: their channel counts fill the main run's gaps,
     and their cells appear where the main run has none."""
+    figures = {**figures, "rows": [r for r in figures["rows"] if _measured_right(r, figures)]}
+    extra_runs = [{**run, "rows": [r for r in run["rows"] if _measured_right(r, run)]} for run in extra_runs]
     extra = [_tagged(r, run) for run in extra_runs for r in run["rows"]]
     own = {(r["kind"], r["n"], r["tool"]) for r in figures["rows"]}
     # cells the main run did not reach (e.g. N=10 measured by a run of its own) come from the others

@@ -12,6 +12,7 @@ import os
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +46,13 @@ def measure(argvs: list[list[str]], inputs: list[str | None] | None = None, env:
                               stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=CHECKOUT)
              for argv, data, rss in zip(argvs, inputs, rss_files)]
-    outs, cpu, ok = [], 0.0, True
-    for proc, data in zip(procs, inputs):
-        if data is not None:
-            proc.stdin.write(data.encode())
-            proc.stdin.close()
-        outs.append(proc.stdout.read().decode(errors="replace"))
+    # Every process gets its input and has its output read at the same time, each in a thread of its
+    # own: fed one after another, `bash -s` on host 2 would wait for host 1's script to end (the floors
+    # measured before 2026-11-27 21:40 ran their hosts' scripts in turn that way).
+    with ThreadPoolExecutor(max_workers=len(procs)) as pool:
+        outs = list(pool.map(_feed_and_read, procs, inputs))
+    cpu, ok = 0.0, True
+    for proc in procs:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         ok = ok and proc.returncode == 0
@@ -62,6 +64,14 @@ def measure(argvs: list[list[str]], inputs: list[str | None] | None = None, env:
         rss = max(rss, int(text[-1]) if text and text[-1].isdigit() else 0)
         os.unlink(path)
     return Cost(seconds, cpu, rss / 1024, ok, "\n".join(outs)[-3000:])
+
+
+def _feed_and_read(proc: subprocess.Popen, data: str | None) -> str:
+    """Write the process its input (if any), then read its output to the end."""
+    if data is not None:
+        proc.stdin.write(data.encode())
+        proc.stdin.close()
+    return proc.stdout.read().decode(errors="replace")
 
 
 class Contenders:
