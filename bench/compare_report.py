@@ -234,21 +234,28 @@ def _measured_right(row: dict, run: dict) -> bool:
                 and run.get("started", "") < SERIAL_FLOORS_BEFORE)
 
 
-def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
-    """`extra_runs`: other result files of compare.py: their channel counts fill the main run's gaps,
-    and their cells appear where the main run has none."""
+def _with_valid_floors(figures: dict, extra_runs: list[dict]) -> tuple[dict, list[dict]]:
+    """The runs without their floors measured in turn. Where that leaves the main run without a floor
+    at some (kind, N), the newest other run with one gives the cells it has of that N, floor and
+    contenders alike: an "x floor" ratio is best read within one run."""
     extra_runs = [{**run, "rows": [r for r in run["rows"] if _measured_right(r, run)]} for run in extra_runs]
-    # Where the main run's floor was left out, another run's floor and contenders of that N replace the
-    # main run's cells: an "x floor" ratio is only read within one run.
     main_floors = {(r["kind"], r["n"]) for r in figures["rows"] if r["tool"] == "floor" and _measured_right(r, figures)}
     floored = {(r["kind"], r["n"]): run["name"] for run in sorted(extra_runs, key=lambda run: run["started"])
                for r in run["rows"] if r["tool"] == "floor" and (r["kind"], r["n"]) not in main_floors}
-    refloored = {(r["kind"], r["n"], r["tool"]) for run in extra_runs for r in run["rows"]
-                 if floored.get((r["kind"], r["n"])) == run["name"]}
-    extra_runs = [{**run, "rows": [r for r in run["rows"] if (r["kind"], r["n"], r["tool"]) not in refloored
-                                   or floored[(r["kind"], r["n"])] == run["name"]]} for run in extra_runs]
-    figures = {**figures, "rows": [r for r in figures["rows"] if _measured_right(r, figures)
-                                   and (r["kind"], r["n"], r["tool"]) not in refloored]}
+
+    replaced = {(r["kind"], r["n"], r["tool"]) for run in extra_runs for r in run["rows"]
+                if floored.get((r["kind"], r["n"])) == run["name"]}
+
+    def kept(row: dict, run: dict) -> bool:
+        return (row["kind"], row["n"], row["tool"]) not in replaced or floored[(row["kind"], row["n"])] == run["name"]
+    return ({**figures, "rows": [r for r in figures["rows"] if _measured_right(r, figures) and kept(r, figures)]},
+            [{**run, "rows": [r for r in run["rows"] if kept(r, run)]} for run in extra_runs])
+
+
+def write_report(figures: dict, extra_runs: list[dict] = ()) -> None:
+    """`extra_runs`: other result files of compare.py: their channel counts fill the main run's gaps,
+    and their cells appear where the main run has none."""
+    figures, extra_runs = _with_valid_floors(figures, extra_runs)
     extra = [_tagged(r, run) for run in extra_runs for r in run["rows"]]
     own = {(r["kind"], r["n"], r["tool"]) for r in figures["rows"]}
     # cells the main run did not reach (e.g. N=10 measured by a run of its own) come from the others
