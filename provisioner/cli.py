@@ -216,7 +216,7 @@ def logs(
 
     from .remote.session import Session, close_all
     from .stack import STACK
-    from .variables import redact
+    from .config.settings import redact
     hosts = _hosts(host, inventory, ask_become_pass)
     sources = service or list(STACK.log_services)
     out: queue.Queue = queue.Queue()
@@ -332,7 +332,7 @@ def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Fork
     """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
     import shlex
 
-    from .variables import redact
+    from .config.settings import redact
     command = ctx.args[0] if len(ctx.args) == 1 else shlex.join(ctx.args)   # one argument: a shell line, as ssh takes
     if not command:
         raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")

@@ -27,7 +27,7 @@ from provisioner.config.vars_files import VarsDirs, extra_vars
 from provisioner.config.vault import Vault
 from provisioner.errors import UserError
 from provisioner.remote.ssh_config import RefusedOption, SshOptions, parse_ssh_args
-from provisioner.variables import ALIASES, RawVars, Secret, Vars, resolve
+from provisioner.config.settings import ALIASES, RawVars, Secret, Vars, resolve
 
 DEFAULT_INVENTORY = Path("inventories")
 YAML_SUFFIXES = (".yml", ".yaml", ".json")

@@ -53,7 +53,7 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
     --list-hosts, `show` them as Ansible does and stop."""
     from provisioner.config.vault import vault_from_options  # here: `provision --help` needs none of it
     from provisioner.inventory import default_inventory_path, load_inventory
-    from provisioner.variables import Secret
+    from provisioner.config.settings import Secret
     vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
                                _given.get("ask_vault_pass", False))
     inv = load_inventory(inventory or [default_inventory_path()], extra=_given.get("extra_vars") or [], vault=vault,

@@ -1,6 +1,6 @@
 """Kinds of setting values: what each setting accepts, how a value is typed, and how to say what is wanted.
 
-Split from provisioner/variables.py, which pairs each setting with one of these kinds.
+Split from provisioner/config/settings.py, which pairs each setting with one of these kinds.
 """
 
 from __future__ import annotations

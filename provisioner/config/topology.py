@@ -69,7 +69,7 @@ def site_tier(name: str, groups: dict[str, list[str]], v) -> str:
 
 def with_topology(hosts: dict, groups: dict[str, list[str]]) -> dict:
     """Every host with site_tier, upstream and balancers set (inventory.Host objects, replaced)."""
-    from provisioner.variables import Vars   # variables imports this module's kinds
+    from provisioner.config.settings import Vars   # variables imports this module's kinds
 
     tiers = {name: site_tier(name, groups, host.vars) for name, host in hosts.items()}
     out = {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..inventory import Host
-from ..variables import Vars
+from ..config.settings import Vars
 from ..remote.session import Session, Unreachable
 from .deploy import HostReport, Progress, deploy
 from .stack import Stack

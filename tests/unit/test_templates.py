@@ -56,12 +56,12 @@ _DEFAULTS = dict(
 
 
 def settings(**over) -> SimpleNamespace:
-    """The host settings with docs/settings.md defaults: from provisioner.variables when it is
+    """The host settings with docs/settings.md defaults: from provisioner.config.settings when it is
     there (then `over` is validated by it), else a plain namespace. Values the real module would
     refuse on purpose (app_user root for a test server) go through `force`."""
     force = over.pop("force", {})
     try:
-        from provisioner import variables
+        from provisioner.config import settings as variables
     except ImportError:
         variables = None
     if variables is not None:
@@ -308,7 +308,7 @@ def test_env_file_reveals_secrets():
             return "'******'"
 
     try:
-        from provisioner.variables import Secret
+        from provisioner.config.settings import Secret
     except ImportError:
         Secret = Masked
     out = render("app/env.j2", ctx(settings(force={"app_env": {"TOKEN": Secret("s3cr3t")}})))

@@ -10,7 +10,7 @@ import yaml
 import provisioner
 from provisioner.errors import UserError
 from provisioner.config.reading import InventoryLoader
-from provisioner.variables import (ALIASES, SETTINGS, SETTINGS_BY_NAME, STANDALONE, RawVars, Secret, Vars, redact,
+from provisioner.config.settings import (ALIASES, SETTINGS, SETTINGS_BY_NAME, STANDALONE, RawVars, Secret, Vars, redact,
                                    resolve)
 
 pytestmark = pytest.mark.unit
