@@ -42,7 +42,7 @@ def resources(v):
         for path in (at.firewall_rules, at.firewall_unit_file, _wants_link(at)):
             yield Absent(path, notify=("drop firewall",))
     if v.site_tier == "app":
-        yield InTheTraffic(drain_table(v), rolling=bool(v.get("rolling")))
+        yield InTheTraffic(drain_table(v), rolling=v.rolling)
 
 
 def handlers(v):

@@ -139,8 +139,25 @@ SETTINGS: tuple[Setting, ...] = (
 )
 del S
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-# Computed from the whole inventory, not set by a user: a host's place in a site of many hosts.
-STANDALONE = {"site_tier": "single", "upstream": [], "balancers": []}
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A value every host's settings carry that no user sets (a user's is an unknown setting): the
+    engine computes it, through `Vars.computed`, from more than the host's own vars."""
+    name: str
+    default: Any    # a single host's value, deployed alone
+    set_by: str     # the module that computes it
+    doc: str
+
+
+COMPUTED: tuple[Computed, ...] = (
+    Computed("site_tier", "single", "config/topology.py", "single, balancer (proxies to the app hosts) or app"),
+    Computed("upstream", [], "config/topology.py", "on a balancer: the app hosts as (name, private_address)"),
+    Computed("balancers", [], "config/topology.py", "on an app host: the balancers' private addresses"),
+    Computed("rolling", False, "engine/rolling.py", "deployed in a batch of a roll: the roll puts it back into the traffic"),
+)
+COMPUTED_BY_NAME: dict[str, Computed] = {c.name: c for c in COMPUTED}
 
 # Other names Ansible gives the connection settings (the canonical name wins when both are set).
 ALIASES = {
@@ -301,7 +318,7 @@ def resolve(raw: Mapping, *, where: str, base_dir: Path) -> "Vars":
         else:
             values[setting.name] = _check(setting, _default(setting, values), where, "")
     _check_together(values, given, where, Path(base_dir), warnings)
-    values.update(STANDALONE)   # until the inventory's topology says otherwise (config/topology.py)
+    values.update((c.name, _copy(c.default)) for c in COMPUTED)   # until the engine says otherwise
     return Vars(values, warnings)
 
 
@@ -375,6 +392,13 @@ class Vars(Mapping):
 
     def __len__(self) -> int:
         return len(self._values)
+
+    def computed(self, **values: Any) -> "Vars":
+        """These settings with computed values (COMPUTED) set: a host's place in a site, a roll."""
+        unknown = sorted(set(values) - set(COMPUTED_BY_NAME))
+        if unknown:
+            raise KeyError(f"not a computed value: {', '.join(unknown)} (settings.COMPUTED)")
+        return Vars({**self._values, **values}, self.warnings)
 
     def __reduce__(self):
         return (Vars, (self._values, self.warnings))

@@ -69,8 +69,6 @@ def site_tier(name: str, groups: dict[str, list[str]], v) -> str:
 
 def with_topology(hosts: dict, groups: dict[str, list[str]]) -> dict:
     """Every host with site_tier, upstream and balancers set (inventory.Host objects, replaced)."""
-    from provisioner.config.settings import Vars   # variables imports this module's kinds
-
     tiers = {name: site_tier(name, groups, host.vars) for name, host in hosts.items()}
     out = {}
     for name, host in hosts.items():
@@ -81,8 +79,7 @@ def with_topology(hosts: dict, groups: dict[str, list[str]]) -> dict:
                      if tiers.get(h) == "balancer"] if tier == "app" else []
         if tier == "balancer":
             _check_balancer(name, v, upstream)
-        computed = {"site_tier": tier, "upstream": upstream, "balancers": balancers}
-        out[name] = dataclasses.replace(host, vars=Vars({**dict(v.items()), **computed}, v.warnings))
+        out[name] = dataclasses.replace(host, vars=v.computed(site_tier=tier, upstream=upstream, balancers=balancers))
     return out
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..inventory import Host
-from ..config.settings import Vars
 from ..remote.session import Session, Unreachable
 from .deploy import HostReport, Progress, deploy
 from .stack import Stack
@@ -93,7 +92,7 @@ def roll(stack: Stack, hosts: list[Host], everyone: list[Host], serial: str, *, 
 def _in_roll(host: Host) -> Host:
     """The host as its batch deploys it: `rolling` tells the stack that the roll, not this deploy, puts
     it back into the traffic (once it is healthy)."""
-    return dataclasses.replace(host, vars=Vars({**host.vars, "rolling": True}, host.vars.warnings))
+    return dataclasses.replace(host, vars=host.vars.computed(rolling=True))
 
 
 def _drain(stack: Stack, hosts: list[Host], everyone: list[Host], out: frozenset[str], progress: Progress) -> None:

@@ -10,7 +10,7 @@ import yaml
 import provisioner
 from provisioner.errors import UserError
 from provisioner.config.reading import InventoryLoader
-from provisioner.config.settings import (ALIASES, SETTINGS, SETTINGS_BY_NAME, STANDALONE, RawVars, Secret, Vars, redact,
+from provisioner.config.settings import (ALIASES, SETTINGS, SETTINGS_BY_NAME, COMPUTED_BY_NAME, RawVars, Secret, Vars, redact,
                                    resolve)
 
 pytestmark = pytest.mark.unit
@@ -73,7 +73,7 @@ def test_every_setting_has_a_doc_and_a_kind_that_accepts_its_plain_default():
 
 def test_defaults_fill_every_setting(app):
     v = res(app)
-    assert set(v) == set(SETTINGS_BY_NAME) | set(STANDALONE)   # + a single host's place in a site
+    assert set(v) == set(SETTINGS_BY_NAME) | set(COMPUTED_BY_NAME)   # + a single host's place in a site
     assert (v.app_name, v.app_module, v.app_callable, v.keep_releases) == ("model_api", "model_api.wsgi", "app", 3)
     assert (v.uwsgi_processes, v.uwsgi_threads, v.uwsgi_chmod_socket, v.uwsgi_master) == (2, 2, "660", True)
     assert (v.server_name, v.http_port, v.static_url, v.nginx_extra_config) == ("_", 80, "/static/", "")
@@ -352,3 +352,14 @@ def test_the_doc_lists_exactly_the_injection_checked_strings():
     documented = {name.strip() for name in listed.split(",")}
     checked = {s.name for s in SETTINGS if s.conf and not isinstance(s.default, (int, bool)) and not callable(s.default)}
     assert documented == checked
+
+
+def test_computed_values_are_declared_and_only_declared_ones_are_set(app):
+    """site_tier, upstream, balancers and rolling are in the schema (COMPUTED), with a single host's
+    value by default; the engine sets them through Vars.computed, which knows no other name."""
+    v = res(app)
+    assert (v.site_tier, v.upstream, v.balancers, v.rolling) == ("single", [], [], False)
+    assert v.computed(rolling=True).rolling is True and v.rolling is False
+    with pytest.raises(KeyError, match="app_name"):
+        v.computed(app_name="other")
+    assert "unknown setting 'site_tier'" in res(app, site_tier="app").warnings[0]
