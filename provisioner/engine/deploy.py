@@ -18,7 +18,7 @@ from ..inventory import Host
 from ..remote import scripts
 from ..remote.protocol import Exit
 from ..remote.session import Session, Sessions, Unreachable
-from ..resources import Packages, Resource
+from ..resources import Resource
 from . import facts
 from .apply import StepResult, apply_changes
 from .handlers import HandlerResult, run_handlers
@@ -110,18 +110,18 @@ def deploy_host(stack: Stack, host: Host, *, check: bool = False, diff: bool = F
 
 def _apply(session: Session, stack: Stack, host: Host, resources: list[Resource], diff: bool, report: HostReport,
            progress: Progress) -> None:
-    """Make the planned changes. Packages drop files of their own (nginx's default site), so they
-    are installed first and the rest is planned again against the host as it now is."""
-    installs = [d for d in report.plan.changes if isinstance(d.resource, Packages)]
-    if installs:
+    """Make the planned changes. Those that alter the host beyond themselves (`apply_first`: packages
+    drop files of their own, like nginx's default site) go first and the rest is planned again against
+    the host as it now is."""
+    firsts = [d for d in report.plan.changes if d.resource.apply_first]
+    if firsts:
         progress(host.name, "installing packages")
-        report.steps = apply_changes(session, installs)
+        report.steps = apply_changes(session, firsts)
         if any(s.status == StepStatus.FAILED for s in report.steps):
             return
         rest = _plan(session, stack, host, resources, diff)
-        report.plan = Plan(installs + [d for d in rest.decisions if not isinstance(d.resource, Packages)],
-                           rest.left_pending)
-    pending = [d for d in report.plan.changes if not isinstance(d.resource, Packages)]
+        report.plan = Plan(firsts + [d for d in rest.decisions if not d.resource.apply_first], rest.left_pending)
+    pending = [d for d in report.plan.changes if not d.resource.apply_first]
     if pending:
         progress(host.name, f"applying {len(pending)} change(s)")
         report.steps += apply_changes(session, pending, start=len(report.steps))

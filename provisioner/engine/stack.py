@@ -14,6 +14,7 @@ from typing import Any, Iterable, Protocol
 from ..errors import UserError
 from ..remote.quoting import Raw, cmd
 from ..resources import Resource, Template
+from ..resources.apt import joined
 from .handlers import Handler
 
 
@@ -91,14 +92,15 @@ class Stack:
 
     def declare(self, v: Any) -> tuple[list[Resource], list[Handler]]:
         """The desired state of a host: every role's resources (templates rendered) and handlers, in
-        role order. Every `notify=` must name a declared handler."""
+        role order, the packages of all roles joined into one install. Every `notify=` must name a
+        declared handler."""
         resources: list[Resource] = []
         handlers: list[Handler] = []
         for role in self.roles:
             resources += [r.rendered(self.templates) if isinstance(r, Template) else r for r in role.resources(v)]
             handlers += role.handlers(v)
         _check_notify(resources, [h.name for h in handlers])
-        return resources, handlers
+        return joined(resources), handlers
 
 
 def _check_notify(resources: list[Resource], handlers: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from ..remote.quoting import cmd
 from ..remote.scripts import fragment
@@ -11,7 +12,11 @@ from .base import APT_STAMP, RUN_DIR, Decision, Resource, SystemFacts
 
 @dataclass
 class Packages(Resource):
-    """Debian packages that must be installed (any version; upgrades are the admin's decision)."""
+    """Debian packages that must be installed (any version; upgrades are the admin's decision). A stack
+    installs all of a host's at once (`joined`); they are applied first, as they drop files of their own
+    (nginx's default site) that later resources look at."""
+
+    apply_first: ClassVar[bool] = True
 
     names: tuple[str, ...]
     cache_valid_time: int = 3600
@@ -43,9 +48,16 @@ class Packages(Resource):
         install = fragment("apt_install.sh", PACKAGES=" ".join(missing), UPDATE=int(stale),
                            LOCK_TIMEOUT=self.lock_timeout, UPDATE_TIMEOUT=self.update_timeout,
                            UPDATE_ATTEMPTS=self.update_attempts, RUN_DIR=RUN_DIR, APT_STAMP=APT_STAMP)
-        # an earlier step of the same run (roles/base.py: all the stack's packages at once) may have
-        # installed them meanwhile: then no second apt run
-        query = cmd("dpkg-query", "-W", "-f=${db:Status-Status}\\n", *missing)
-        script = f'if [ "$({query} 2>/dev/null | grep -cx installed)" != {len(missing)} ]; then\n{install}\nfi'
         reason = "not installed: " + ", ".join(missing) + (f" ({why}: apt-get update first)" if stale else "")
-        return self.change(reason, script)
+        return self.change(reason, install)
+
+
+def joined(resources: list) -> list:
+    """`resources` with every Packages among them as one, in the place of the first: one apt
+    transaction for the whole host (names in declaration order, each once)."""
+    wanted = [r for r in resources if isinstance(r, Packages)]
+    if len(wanted) < 2:
+        return resources
+    first = replace(wanted[0], names=tuple(dict.fromkeys(n for r in wanted for n in r.names)),
+                    notify=tuple(dict.fromkeys(n for r in wanted for n in r.notify)))
+    return [first if r is wanted[0] else r for r in resources if r is wanted[0] or not isinstance(r, Packages)]

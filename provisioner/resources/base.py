@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from ..remote.quoting import cmd
 
@@ -58,6 +58,8 @@ class Decision:
 @dataclass
 class Resource:
     notify: tuple[str, ...] = field(default=(), kw_only=True)
+    # Its change alters the host beyond itself: applied before the others, which are then planned again.
+    apply_first: ClassVar[bool] = False
 
     def label(self) -> str:
         raise NotImplementedError

@@ -57,6 +57,15 @@ def test_the_default_stack_declares_and_every_notify_has_its_handler():
     assert "service uwsgi" in [r.label() for r in resources]
 
 
+def test_every_roles_packages_are_one_install_at_the_first_declarations_place():
+    """Roles only declare their packages; the stack joins them: one apt transaction, listed once."""
+    host = load_inventory(PROJECT_ROOT / "inventories" / "production.yml").select("all")[0]
+    labels = [r.label() for r in STACK.declare(host.vars)[0]]
+    installs = [label for label in labels if label.startswith("packages ")]
+    assert installs == ["packages python3 python3-venv uwsgi uwsgi-plugin-python3 nginx"]
+    assert labels[0] == installs[0]
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """An empty controller cache; no wheel download (the tests' apps have no requirements)."""
