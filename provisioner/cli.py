@@ -190,14 +190,6 @@ def _log_sources(chosen: Optional[list[str]]) -> Optional[list[str]]:
     return chosen
 
 
-def _log_command(host: Host, sources: list[str], lines: int, follow: bool) -> str:
-    """Every chosen log of the host (each once), read or followed at the same time."""
-    from .stack import STACK
-    logs = STACK.logs(host.vars)
-    chosen = dict.fromkeys(log for source in sources for log in logs[source])
-    return " & ".join(log.reader(lines, follow) for log in chosen) + " & wait"
-
-
 @app.command()
 @inventory_options
 def logs(
@@ -211,68 +203,37 @@ def logs(
     ask_become_pass: AskPass = False,
 ):
     """Show (or follow) nginx's access and error logs and the app's uWSGI journal, host-prefixed."""
-    import queue
-    import threading
-
+    from .config.settings import redact
+    from .engine.fanout import fan_out
     from .remote.session import Session, close_all
     from .stack import STACK
-    from .config.settings import redact
     hosts = _hosts(host, inventory, ask_become_pass)
     sources = service or list(STACK.log_services)
-    out: queue.Queue = queue.Queue()
     sessions: list[Session] = []
     width = max(len(h.name) for h in hosts)
 
     def pump(h: Host) -> None:
+        """The host's log lines, printed as they come (each print is one whole line)."""
         try:
             session = Session(h).open()
             sessions.append(session)
             hide = h.secrets()
-            for line in session.stream(_log_command(h, sources, lines, follow)):
-                out.put(f"{h.name:<{width}} {redact(line, hide)}")
-        except UserError as e:
-            out.put(e)
+            for line in session.stream(STACK.log_command(h.vars, sources, lines, follow)):
+                _stream("console").print(f"{h.name:<{width}} {redact(line, hide)}", markup=False, soft_wrap=True)
         except (OSError, EOFError):
             pass  # the stream was closed by Ctrl-C
-        finally:
-            out.put(None)
 
-    threads = [threading.Thread(target=pump, args=(h,), daemon=True) for h in hosts]
-    for t in threads:
-        t.start()
-    failed = 0
+    def failed(result) -> None:
+        if result.error:
+            _stream("err").print(f"[red]error:[/] {_escape(result.error.cause)}\n  [dim]fix:[/] {_escape(result.error.fix)}")
+    results = []
     try:
-        running = len(threads)
-        while running:
-            item = out.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, UserError):
-                failed += 1
-                _stream("err").print(f"[red]error:[/] {_escape(item.cause)}\n  [dim]fix:[/] {_escape(item.fix)}")
-            else:
-                _stream("console").print(item, markup=False, soft_wrap=True)
+        results = fan_out(hosts, pump, forks=len(hosts), finished=failed)
     except KeyboardInterrupt:
         pass
     finally:
         close_all(sessions)
-    raise typer.Exit(EXIT_UNREACHABLE if failed else 0)
-
-
-def _on_each(hosts: list[Host], forks: int, work):
-    """Run `work(host, session)` on every host in parallel; unreachable hosts give their error."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .remote.session import Session
-
-    def one(h: Host):
-        try:
-            with Session(h) as session:
-                return work(h, session)
-        except UserError as e:
-            return e
-    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
-        return list(pool.map(one, hosts))
+    raise typer.Exit(EXIT_UNREACHABLE if any(r.error for r in results) else 0)
 
 
 _LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
@@ -290,16 +251,17 @@ def _print_finding(f: Finding, with_fix: bool) -> None:
 def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool) -> int:
     """Run a stack's read-only script on each host and print its lines and findings; the exit code."""
     from .engine import findings
+    from .engine.fanout import in_sessions
     hosts = _hosts(host, inventory, ask_become_pass)
     console = _stream("console")
     code = 0
-    for h, result in zip(hosts, _on_each(hosts, forks, lambda h, session: session.run(script(h.vars)).out)):
-        console.print(f"[bold]{h.name}[/]")
-        if isinstance(result, UserError):
+    for result in in_sessions(hosts, lambda h, session: session.run(script(h.vars)).out, forks=forks):
+        console.print(f"[bold]{result.host.name}[/]")
+        if result.error:
             code = EXIT_UNREACHABLE
-            console.print(f"  [red]unreachable:[/] {_escape(result.cause)}")
+            console.print(f"  [red]unreachable:[/] {_escape(result.error.cause)}")
             continue
-        found, lines = findings.parse(result)
+        found, lines = findings.parse(result.value)
         for line in lines:
             console.print(f"  {line}", markup=False)
         for f in found:
@@ -333,18 +295,20 @@ def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Fork
     import shlex
 
     from .config.settings import redact
+    from .engine.fanout import in_sessions
     command = ctx.args[0] if len(ctx.args) == 1 else shlex.join(ctx.args)   # one argument: a shell line, as ssh takes
     if not command:
         raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")
     hosts = _hosts(host, inventory, ask_become_pass)
-    results = _on_each(hosts, forks, lambda h, s: s.run(command))
     console = _stream("console")
     code = 0
-    for h, result in zip(hosts, results):
-        if isinstance(result, UserError):
+    for outcome in in_sessions(hosts, lambda h, session: session.run(command), forks=forks):
+        h = outcome.host
+        if outcome.error:
             code = max(code, EXIT_UNREACHABLE)
-            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {_escape(result.cause)}")
+            console.print(f"[bold]{h.name}[/] [red]unreachable:[/] {_escape(outcome.error.cause)}")
             continue
+        result = outcome.value
         style = "green" if result.ok else "red"
         console.print(f"[bold]{h.name}[/] [{style}]rc={result.rc}[/]")
         for line in redact(result.out, h.secrets()).splitlines():

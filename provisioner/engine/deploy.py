@@ -9,7 +9,6 @@ import contextlib
 import getpass
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -21,6 +20,7 @@ from ..remote.session import Session, Sessions, Unreachable
 from ..resources import Resource
 from . import facts
 from .apply import StepResult, apply_changes
+from .fanout import fan_out
 from .handlers import HandlerResult, run_handlers
 from .plan import Plan, make_plan
 from .stack import Stack
@@ -167,9 +167,8 @@ def deploy(stack: Stack, hosts: list[Host], *, forks: int = 10, check: bool = Fa
     go in the stack's waves (app hosts before the balancers whose health check goes through them).
     `sessions`: connections the caller started opening early (else each opens when its host starts)."""
     done: dict[str, HostReport] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
-        for wave in stack.waves(hosts):
-            futures = [pool.submit(deploy_host, stack, h, check=check, diff=diff, progress=progress, sessions=sessions)
-                       for h in wave]
-            done.update((f.result().host, f.result()) for f in futures)
+    for wave in stack.waves(hosts):
+        results = fan_out(wave, lambda h: deploy_host(stack, h, check=check, diff=diff, progress=progress,
+                                                      sessions=sessions), forks=forks)
+        done.update((r.value.host, r.value) for r in results)   # deploy_host reports a host's error itself
     return [done[h.name] for h in hosts]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..inventory import Host
 from ..remote.session import Session, Unreachable
 from .deploy import HostReport, Progress, deploy
+from .fanout import fan_out
 from .stack import Stack
 from .status import HostStatus
 
@@ -118,6 +118,6 @@ def _drain(stack: Stack, hosts: list[Host], everyone: list[Host], out: frozenset
                             f"look at {target.name} (provision doctor -H {target.name}), then deploy again")
 
     pairs = stack.drain(hosts, everyone, out)
-    if pairs:
-        with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
-            list(pool.map(one, pairs))
+    error = next((r.error for r in fan_out(pairs, one, forks=len(pairs)) if r.error), None)
+    if error:
+        raise error

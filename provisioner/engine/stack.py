@@ -66,6 +66,12 @@ class Stack:
         """The logs of each of `log_services` on a host."""
         raise NotImplementedError
 
+    def log_command(self, v: Any, services: list[str], lines: int, follow: bool) -> str:
+        """Shell: every log of the chosen `services` (each log once), read or followed at the same time."""
+        logs = self.logs(v)
+        chosen = dict.fromkeys(log for service in services for log in logs[service])
+        return " & ".join(log.reader(lines, follow) for log in chosen) + " & wait"
+
     def status(self, v: Any) -> str:
         """Shell: what `provision status` shows, "name: value" lines and findings (findings.py)."""
         raise NotImplementedError

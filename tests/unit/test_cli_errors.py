@@ -351,6 +351,7 @@ def test_run_keeps_the_quoting_of_its_arguments(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from provisioner import cli
+    from provisioner.engine import fanout
     sent = []
 
     class Session:                       # a host that records the command line it is sent
@@ -358,7 +359,8 @@ def test_run_keeps_the_quoting_of_its_arguments(tmp_path, monkeypatch):
             sent.append(command)
             return types.SimpleNamespace(rc=0, out="", ok=True)
 
-    monkeypatch.setattr(cli, "_on_each", lambda hosts, forks, work: [work(h, Session()) for h in hosts])
+    monkeypatch.setattr(fanout, "in_sessions", lambda hosts, work, forks: [
+        fanout.HostResult(h, value=work(h, Session())) for h in hosts])
     inv = good_inventory(tmp_path)
     for args, command in ((["sh", "-c", "a; b"], "sh -c 'a; b'"), (["echo", "it's"], "echo 'it'\"'\"'s'"),
                           (["uptime; df -h"], "uptime; df -h")):                    # one argument: a shell line
