@@ -11,8 +11,7 @@ health, points the link at it, restarts the unit and points the link back (uwsgi
 from pathlib import Path
 
 from provisioner.engine.handlers import Handler
-from provisioner.engine.verify import uwsgi_check
-from provisioner.remote import scripts
+from provisioner.engine.verify import unit_failure, uwsgi_check
 from provisioner.remote.quoting import Raw, assign, function
 from provisioner.resources import Directory, Service, SystemdUnit, Template
 
@@ -43,7 +42,7 @@ def handlers(v):
         run=swap_restart(v),
         verify=uwsgi_check(v.uwsgi_socket, v.health_path),
         # the journal of the instance that failed: the standby (a bad release) or the unit
-        explain="\n".join([f"UNIT=${{FAILED_UNIT:-{at.unit}}}", scripts.text("unit_failure.sh")]),
+        explain=unit_failure(at.unit),
     )]
 
 

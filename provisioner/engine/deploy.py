@@ -96,7 +96,7 @@ def deploy_host(stack: Stack, host: Host, *, check: bool = False, diff: bool = F
                 report.handlers = run_handlers(session, handlers, report.steps, report.plan.left_pending)
             if not report.steps and not report.handlers and report.plan.health and report.plan.health[0]:
                 report.verified = report.plan.health[1]  # nothing changed since the site answered
-            elif not _failed(report):
+            elif not _mark_failure(report):
                 progress(host.name, "verifying")
                 _verify(session, stack, host, report)
     except Unreachable as e:
@@ -127,8 +127,8 @@ def _apply(session: Session, stack: Stack, host: Host, resources: list[Resource]
         report.steps += apply_changes(session, pending, start=len(report.steps))
 
 
-def _failed(report: HostReport) -> bool:
-    """Mark the report failed by the first failed change, else the first failed handler."""
+def _mark_failure(report: HostReport) -> bool:
+    """Mark the report failed by the first failed change, else the first failed handler; whether one failed."""
     step = next((s for s in report.steps if s.status == StepStatus.FAILED), None)
     handler = next((h for h in report.handlers if h.failed), None)
     if step:

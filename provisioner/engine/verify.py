@@ -9,6 +9,8 @@ explanations are shell (remote/scripts/*_failure.sh) that read logs.
 
 from __future__ import annotations
 
+import shlex
+
 from ..remote import protocol, scripts
 from ..remote.session import Session
 
@@ -32,14 +34,10 @@ def uwsgi_check(socket_path: str, path: str, tries: int = 30) -> str:
     return scripts.python("uwsgi_check.py", path, socket_path, tries)
 
 
-def restart_unit(unit: str) -> str:
-    """Shell: restart a systemd unit, noting when, for `unit_failure`."""
-    return scripts.fragment("restart_unit.sh", UNIT=unit)
-
-
 def unit_failure(unit: str) -> str:
-    """Shell: why a unit restarted by `restart_unit` did not come up (its last traceback, its journal)."""
-    return scripts.fragment("unit_failure.sh", UNIT=unit)
+    """Shell: why a restarted unit did not come up (its last traceback since $SINCE, its journal): the
+    unit the handler's action named in $FAILED_UNIT (a standby that failed), else `unit`."""
+    return "\n".join([f"UNIT=${{FAILED_UNIT:-{shlex.quote(unit)}}}", scripts.text("unit_failure.sh")])
 
 
 def site_failure(error_log: str, unit: str) -> str:

@@ -1,7 +1,7 @@
-# Why a unit did not come up after restart_unit.sh: the last Python traceback in its journal since
-# the restart, then the journal's last lines. journald stores a dying service's output a moment
-# after systemd reports the failure (seconds on a loaded host), so this waits up to 12 s for a
-# traceback (8 s missed one at load 20).
+# Why a unit did not come up after a restart: the last Python traceback in its journal since the
+# restart (SINCE, set by the handler's action), then the journal's last lines. journald stores a dying
+# service's output a moment after systemd reports the failure (seconds on a loaded host), so this
+# waits up to 12 s for a traceback (8 s missed one at load 20).
 # The last traceback that is not a KeyboardInterrupt (uWSGI stops the other workers with SIGINT
 # when one fails to load the app) is the cause, however much was logged after it. With lazy-apps every
 # worker logs its own traceback and their lines interleave: another worker's KeyboardInterrupt can end
