@@ -40,13 +40,12 @@ def show(console: Console, reports: list[HostReport], secrets: dict[str, list[st
                 step = steps.get(id(d))
                 if not d.changed:
                     if verbose:
-                        console.print(f"  [green]ok[/]       {escape(d.resource.label())}  [dim]{escape(d.reason)}[/]")
+                        _entry(console, ("ok", "green"), d.resource.label(), d.reason)
                     continue
                 status = "would change" if check else (step.status if step else StepStatus.SKIPPED)
                 style = {StepStatus.CHANGED: "yellow", "would change": "yellow",
                          StepStatus.FAILED: "red"}.get(status, "dim")
-                console.print(f"  [{style}]{status:<8}[/] {escape(d.resource.label())}  "
-                              f"[dim]{escape(redact(d.reason, hide))}[/]")
+                _entry(console, (status, style), d.resource.label(), redact(d.reason, hide))
                 if d.diff:
                     console.print(Text(redact(d.diff, hide), style="cyan"), end="")
             if check and r.plan.left_pending:
@@ -72,6 +71,29 @@ def show(console: Console, reports: list[HostReport], secrets: dict[str, list[st
     changed = sum(r.changed_count for r in reports)
     console.print(f"[bold]summary:[/] {len(reports)} host(s): {summary}; "
                   f"{changed} change(s) {'pending' if check else 'made'}")
+
+
+def _entry(console: Console, status: tuple[str, str], label: str, reason: str) -> None:
+    """`  status   label  reason`, one line. On a terminal too narrow for it, the reason wraps under its
+    own first word, or, when the label leaves it less than REASON_ROOM columns, goes under the label."""
+    head = Text.assemble("  ", (f"{status[0]:<8}", status[1]), " ", label, "  ")
+    body = Text(reason, style="dim")
+    if not console.is_terminal or head.cell_len + body.cell_len <= console.width:
+        console.print(Text.assemble(head, body))
+        return
+    beside = console.width - head.cell_len >= REASON_ROOM
+    if beside:
+        indent = head.cell_len
+    else:
+        head.rstrip()
+        console.print(head)
+        indent = head.cell_len - len(label) + 2   # under the label, two columns in
+    for n, line in enumerate(body.wrap(console, max(REASON_ROOM // 2, console.width - indent))):
+        line.rstrip()
+        console.print(Text.assemble(head if beside and n == 0 else " " * indent, line))
+
+
+REASON_ROOM = 40
 
 
 def as_json(reports: list[HostReport], secrets: dict[str, list[str]]) -> str:

@@ -33,21 +33,26 @@ class Service(Resource):
 
     def decide(self, fact: tuple[str, str], system: SystemFacts, want_diff: bool = False) -> Decision:
         enabled, active = fact
-        cmds, reasons = [], []
+        cmds, wanted, found = [], [], []
         if self.enabled and enabled != "enabled":
-            reasons.append(f"not enabled ({enabled})")
+            wanted.append("enabled at boot")
+            found.append(enabled)
             cmds.append(cmd("systemctl", "enable", "-q", self.name))
         if not self.enabled and enabled in STARTS_AT_BOOT:
-            reasons.append(f"starts at boot ({enabled})")
+            wanted.append("disabled at boot")
+            found.append(enabled)
             cmds.append(cmd("systemctl", "disable", "-q", self.name))
         if self.running and active != "active":
-            reasons.append(f"not running ({active})")
+            wanted.append("running")
+            found.append(active)
             journal = cmd("journalctl", "-u", self.name, "-n", 20, "--no-pager", "-o", "cat")
             cmds.append(f"if ! {cmd('systemctl', 'start', self.name)}; then {journal}; exit 1; fi")
         if not self.running and active in RUNS:
-            reasons.append(f"running ({active})")
+            wanted.append("stopped")
+            found.append(active)
             cmds.append(cmd("systemctl", "stop", self.name))
         if not cmds:
             return self.ok(f"{'enabled' if self.enabled else 'disabled'} and "
                            f"{'running' if self.running else 'stopped'}")
-        return self.change(", ".join(reasons), "\n".join(cmds))
+        # the state wanted first: a service being stopped must not read as if it should run
+        return self.change(f"wanted {' and '.join(wanted)}; found {', '.join(found)}", "\n".join(cmds))

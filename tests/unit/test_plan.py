@@ -96,14 +96,14 @@ def test_link_and_absent_decisions():
 def test_service_states():
     assert decide(Service("nginx"), "enabled=enabled\nactive=active").reason == "enabled and running"
     d = decide(Service("nginx"), "enabled=disabled\nactive=inactive")
-    assert d.reason == "not enabled (disabled), not running (inactive)"
-    assert decide(Service("nginx"), "enabled=\nactive=").reason == "not enabled (not-found), not running (unknown)"
+    assert d.reason == "wanted enabled at boot and running; found disabled, inactive"
+    assert decide(Service("nginx"), "enabled=\nactive=").reason == "wanted enabled at boot and running; found not-found, unknown"
 
 
 def test_a_service_kept_off_counts_a_generated_sysv_unit_as_starting_at_boot():
     off = Service("uwsgi", running=False, enabled=False)
     d = decide(off, "enabled=generated\nactive=active")
-    assert d.reason == "starts at boot (generated), running (active)"
+    assert d.reason == "wanted disabled at boot and stopped; found generated, active"
     assert d.script == "systemctl disable -q uwsgi\nsystemctl stop uwsgi"
     assert decide(off, "enabled=disabled\nactive=inactive").reason == "disabled and stopped"
     assert not decide(off, "enabled=\nactive=inactive").changed, "a service that is not there is off"
