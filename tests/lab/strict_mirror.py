@@ -39,8 +39,8 @@ class StrictMirror:
     def refused(self) -> list[Seen]:
         return [s for s in self.seen if s.status == 400]
 
-    def serve(self) -> tuple[ThreadingHTTPServer, int]:
-        """Start on 127.0.0.1 (a free port) in a daemon thread; returns the server and its port."""
+    def serve(self, port: int = 0) -> tuple[ThreadingHTTPServer, int]:
+        """Start on 127.0.0.1 (`port`, or a free one) in a daemon thread; returns the server and its port."""
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,7 +76,7 @@ class StrictMirror:
                     self.wfile.write(body[k:k + 16384])
                     time.sleep(mirror.chunk_pause)
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server, server.server_address[1]
