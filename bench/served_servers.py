@@ -16,11 +16,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner.labs.common import wait_until
 from provisioner.labs.load import PREDICT_BODY
 from provisioner.remote.quoting import Raw, cmd
 
@@ -142,15 +142,12 @@ def start(host, server: Server) -> None:
 
 def wait_answering(url: str, timeout: float = 60) -> None:
     """Until `url` answers a POST /predict with 200 (the app is loaded), or give up."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def answers() -> bool:
         request = urllib.request.Request(url, PREDICT_BODY.encode(), {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=2) as answer:  # a lab host's namespaced address
-                if answer.status == 200:
-                    return
+                return answer.status == 200
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} does not answer after {timeout:.0f} s")
-        time.sleep(0.3)
+            return False
+    if not wait_until(answers, timeout, every=0.3):
+        raise SystemExit(f"{url} does not answer after {timeout:.0f} s")

@@ -10,11 +10,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import yaml
 
 import provisioner
 from provisioner.errors import UserError
+
+T = TypeVar("T")
 
 
 def run(cmd: list[str], *, check: bool = True, input: str | None = None, timeout: float | None = 120,
@@ -122,14 +125,25 @@ def kill_pid(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
 
 
+def wait_until(ready: Callable[[], T], seconds: float, every: float = 0.05) -> T | None:
+    """Ask `ready()` every `every` seconds until its answer is true or `seconds` have passed (it is
+    asked at least once): that answer, or None when time ran out. The labs' and bench's one wait loop;
+    `ready` may raise to give up early."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = ready()
+        if answer:
+            return answer
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(every)
+
+
 def wait_pid_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone() -> bool:
         _reap(pid)
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.02)
-    return not pid_alive(pid)
+        return not pid_alive(pid)
+    return bool(wait_until(gone, timeout, every=0.02))
 
 
 def stop_pid(pid: int | None, cmd_contains: str | None, timeout: float = 10.0) -> None:

@@ -88,8 +88,9 @@ def remove_cgroup_tree(d: Path, seconds: float = 60) -> None:
     """Kill what is left inside (our launcher/nspawn/container PIDs), then rmdir depth-first. A cgroup
     whose last processes are still exiting refuses rmdir with EBUSY (a 50-host lab at load 60+, its
     hosts in the middle of dpkg runs): kill and try again until `seconds` have passed."""
-    deadline = time.monotonic() + seconds
-    while d.is_dir():
+    def removed() -> bool:
+        if not d.is_dir():
+            return True
         pids = cgroup_pids(d)
         for pid in pids:
             common.kill_pid(pid, signal.SIGKILL)
@@ -98,9 +99,12 @@ def remove_cgroup_tree(d: Path, seconds: float = 60) -> None:
         try:
             _rmdir_tree(d)
         except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+            if e.errno != errno.EBUSY:
                 raise
-            time.sleep(0.2)
+            return False
+        return not d.is_dir()
+    if not common.wait_until(removed, seconds, every=0.2):
+        _rmdir_tree(d)   # the last try: its EBUSY is the error
 
 
 def _rmdir_tree(d: Path) -> None:
@@ -261,21 +265,21 @@ def wait_ready(rec: dict, timeout: float = READY_TIMEOUT) -> float:
         if not common.pid_alive(rec["launcher_pid"], rec["launcher"]):
             raise RuntimeError(f"lab host {rec['name']} exited while booting:\n{log_tail(rec)}")
 
-    while True:
+    def sshd_answers() -> bool:
         alive_or_raise()
         try:
             with socket.create_connection((addr, 22), timeout=0.5) as s:
                 s.settimeout(2)
-                if s.recv(8).startswith(b"SSH-"):
-                    break
+                return s.recv(8).startswith(b"SSH-")
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"lab host {rec['name']} ({addr}): sshd not up after {timeout:.0f} s:\n{log_tail(rec)}")
-        time.sleep(0.05)
+            return False
+    if not common.wait_until(sshd_answers, timeout, every=0.05):
+        raise RuntimeError(f"lab host {rec['name']} ({addr}): sshd not up after {timeout:.0f} s:\n{log_tail(rec)}")
 
     state = ""
-    while time.monotonic() < deadline:
+
+    def booted() -> bool:
+        nonlocal state
         alive_or_raise()
         client = paramiko.SSHClient()
         for line in hostkey_lines(rec["name"], addr):
@@ -288,13 +292,14 @@ def wait_ready(rec: dict, timeout: float = READY_TIMEOUT) -> float:
             left = max(1, int(deadline - time.monotonic()))
             _, out, _ = client.exec_command(f"timeout {left} systemctl is-system-running --wait", timeout=left + 2)
             state = out.read().decode().strip()
-            if state in ("running", "degraded"):
-                return time.monotonic() - t0
+            return state in ("running", "degraded")
         except (paramiko.SSHException, OSError, EOFError) as e:
             state = f"ssh: {e}"
+            return False
         finally:
             client.close()
-        time.sleep(0.1)
+    if common.wait_until(booted, deadline - time.monotonic(), every=0.1):
+        return time.monotonic() - t0
     raise RuntimeError(f"lab host {rec['name']} ({addr}) did not finish booting in {timeout:.0f} s "
                        f"(last: {state}):\n{log_tail(rec)}")
 

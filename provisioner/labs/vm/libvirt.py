@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from provisioner.errors import UserError
@@ -78,18 +77,13 @@ def start_daemons(st: dict, log: Log) -> None:
             continue
         pidfile.unlink(missing_ok=True)
         common.run(in_netns([exe, "-d", "-p", str(pidfile)]), timeout=60)
-        deadline = time.monotonic() + 10
-        while (pid := common.read_pidfile(pidfile)) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        pid = common.wait_until(lambda: common.read_pidfile(pidfile), 10)
         if not common.pid_alive(pid, exe):
             raise RuntimeError(f"{exe} did not start (pid file {pidfile})")
         st[key] = pid
         save_state(st)
-    deadline = time.monotonic() + 60
-    while not answers():
-        if time.monotonic() > deadline:
-            raise RuntimeError("libvirtd did not answer within 60 s")
-        time.sleep(0.2)
+    if not common.wait_until(answers, 60, every=0.2):
+        raise RuntimeError("libvirtd did not answer within 60 s")
     log(f"libvirtd (pid {st['libvirtd_pid']}) and virtlogd (pid {st['virtlogd_pid']}) in netns {NETNS}")
 
 

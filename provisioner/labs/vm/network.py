@@ -7,7 +7,6 @@ import contextlib
 import ipaddress
 import json
 import signal
-import time
 
 from provisioner.errors import UserError
 from provisioner.labs import aptproxy, common
@@ -65,11 +64,7 @@ def delete_netns() -> None:
             pids = [int(x) for x in common.run(["ip", "netns", "pids", NETNS], check=False).stdout.split()]
             for pid in pids:
                 common.kill_pid(pid, sig)
-            deadline = time.monotonic() + 5
-            while pids and time.monotonic() < deadline:
-                pids = [p for p in pids if common.pid_alive(p)]
-                time.sleep(0.05)
-            if not pids:
+            if common.wait_until(lambda: not any(common.pid_alive(p) for p in pids), 5):
                 break
         common.run(["ip", "netns", "del", NETNS], check=False)
     if common.link_exists(VETH_HOST):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -188,14 +187,13 @@ def install_hostkeys(hosts: dict[str, dict]) -> None:
             raise RuntimeError(f"installing host keys on {name} failed: {p.stderr.strip()[-500:]}")
         # sshd re-executes itself on reload (refusing connections meanwhile): wait until it
         # answers again, with the pinned key (StrictHostKeyChecking=yes, the lab's known_hosts).
-        deadline = time.monotonic() + 90
-        while True:
-            p = common.run(ssh_argv(h, "true"), check=False, timeout=60)
-            if p.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name}: no SSH with its new host key: {p.stderr.strip()[-500:]}")
-            time.sleep(0.5)
+        tries = []
+
+        def answers() -> bool:
+            tries.append(common.run(ssh_argv(h, "true"), check=False, timeout=60))
+            return tries[-1].returncode == 0
+        if not common.wait_until(answers, 90, every=0.5):
+            raise RuntimeError(f"{name}: no SSH with its new host key: {tries[-1].stderr.strip()[-500:]}")
 
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as ex:
         list(ex.map(push, hosts.items()))
