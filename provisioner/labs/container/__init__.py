@@ -7,6 +7,8 @@
     remove_hosts(names, instance="lab") -> None              (parallel)
     down(instance="lab") -> None
     status(instance="lab") -> list[tuple[LabHost, bool]]
+    ContainerLab(count, instance, inventory_path, release, log): up, status, inventory, down as the
+        contract every lab keeps (labs/interface.py)
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
 
 Each instance has its own subnet 10.199.X.0/24: bridge pl-INSTANCE on the controller holds .1
@@ -31,14 +33,14 @@ from typing import Callable
 
 from provisioner.errors import UserError
 
-from provisioner.labs import common
+from provisioner.labs import common, interface
 
 from . import hosts, limits, network, proxy, rootfs, state
 from .inventory import inventory_dict, write_inventory
 from .rootfs import DEFAULT_RELEASE, RELEASES
 from .state import DEFAULT_INSTANCE, KEY_FILE, STATE_KIND
 
-__all__ = ["LabHost", "up", "add_host", "add_hosts", "remove_host", "remove_hosts", "down", "status", "ensure_base",
+__all__ = ["LabHost", "ContainerLab", "up", "add_host", "add_hosts", "remove_host", "remove_hosts", "down", "status", "ensure_base",
            "write_inventory", "inventory_dict", "known_hosts_path", "default_inventory_path",
            "KEY_FILE", "DEFAULT_INSTANCE", "DEFAULT_RELEASE", "RELEASES"]
 
@@ -50,14 +52,36 @@ def _quiet(_msg: str) -> None:
 
 
 @dataclass(frozen=True)
-class LabHost:
-    name: str
-    address: str
-    user: str = "deploy"
+class LabHost(interface.LabHost):
+    """A container lab host: the lab's key and instance unless told otherwise."""
+
     key_file: str = str(KEY_FILE)
     instance: str = DEFAULT_INSTANCE
-    known_hosts: str = ""  # an ssh known_hosts file with this host's (stable) keys
     release: str = DEFAULT_RELEASE
+
+
+@dataclass
+class ContainerLab:
+    """The container lab as a Lab (labs/interface.py): hosts INSTANCE1..count of one instance."""
+
+    count: int = 2
+    instance: str = DEFAULT_INSTANCE
+    inventory_path: str | Path | None = None
+    release: str | None = None
+    log: Log = _quiet
+
+    def up(self) -> list[LabHost]:
+        return up(self.count, self.instance, self.inventory_path, self.release, self.log)
+
+    def status(self) -> list[tuple[LabHost, bool]]:
+        return status(self.instance)
+
+    def inventory(self) -> Path:
+        st = state.load_state(self.instance)
+        return Path(st["inventory"]["path"]) if st else Path(self.inventory_path or default_inventory_path(self.instance))
+
+    def down(self) -> None:
+        down(self.instance)
 
 
 def default_inventory_path(instance: str = DEFAULT_INSTANCE) -> Path:

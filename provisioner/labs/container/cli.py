@@ -1,4 +1,5 @@
-"""`provision lab up|status|down`: the container lab from the command line (typer sub-app)."""
+"""`provision lab up|status|down`: the container lab from the command line (typer sub-app), through the
+contract every lab keeps (labs/interface.py); its errors are UserErrors that `provision` prints as any other."""
 
 from __future__ import annotations
 
@@ -10,20 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from provisioner.errors import UserError
-
 app = typer.Typer(help="Container lab: Debian 12 / 13 test hosts (systemd-nspawn) on this machine.",
                   no_args_is_help=True)
 console = Console()
 
 _INSTANCE = typer.Option("lab", "--instance", help="Lab instance name (its own subnet and hosts).")
-
-
-def _fail(e: UserError) -> None:
-    console.print(f"[red]error:[/red] {e.cause}")
-    if e.fix:
-        console.print(f"  fix: {e.fix}")
-    raise typer.Exit(e.code)
 
 
 def _table(rows) -> Table:
@@ -45,16 +37,13 @@ def up(hosts: int = typer.Option(2, "--hosts", "-n", min=1, help="Number of host
                                              help="Debian release of the hosts: bookworm (12, the default for new "
                                                   "hosts) or trixie (13).")):
     """Start the lab hosts (idempotent) and write an Ansible-format inventory."""
-    from provisioner.labs import container
+    from provisioner.labs.container import ContainerLab
 
     t0 = time.monotonic()
-    try:
-        with console.status("starting the container lab ..."):
-            result = container.up(hosts, instance=instance, inventory_path=inventory, release=release,
-                                  log=lambda m: console.print(f"  {m}"))
-        inv = container.state.load_state(instance)["inventory"]["path"]
-    except UserError as e:
-        _fail(e)
+    lab = ContainerLab(hosts, instance, inventory, release, log=lambda m: console.print(f"  {m}"))
+    with console.status("starting the container lab ..."):
+        result = lab.up()
+    inv = lab.inventory()
     console.print(_table([(h, True) for h in result]))
     console.print(f"inventory: [bold]{inv}[/bold]")
     console.print(f"ssh:       ssh -i {result[0].key_file} -o UserKnownHostsFile={result[0].known_hosts} "
@@ -69,17 +58,15 @@ def status(instance: str = _INSTANCE):
     """Show the lab hosts and whether each one runs."""
     from provisioner.labs import container
 
-    try:
-        rows = container.status(instance)
-        st = container.state.load_state(instance)
-    except UserError as e:
-        _fail(e)
+    lab = container.ContainerLab(instance=instance)
+    rows = lab.status()
     if not rows:
         console.print(f"lab [bold]{instance}[/bold] is down (start it with `provision lab up`)")
         return
+    st = container.state.load_state(instance)
     console.print(_table(rows))
     console.print(f"subnet {st['subnet']}, apt proxy http://{st['gateway']}:{container.proxy.PORT}, "
-                  f"inventory {st['inventory']['path']}")
+                  f"inventory {lab.inventory()}")
     if not all(r for _, r in rows):
         console.print("some hosts are stopped: `provision lab up` restarts them")
         raise typer.Exit(1)
@@ -88,16 +75,9 @@ def status(instance: str = _INSTANCE):
 @app.command()
 def down(instance: str = _INSTANCE):
     """Stop and remove every lab host, its network and mounts (idempotent)."""
-    from provisioner.labs import container
+    from provisioner.labs.container import ContainerLab
 
     t0 = time.monotonic()
-    try:
-        with console.status("stopping the container lab ..."):
-            container.down(instance)
-    except UserError as e:
-        _fail(e)
+    with console.status("stopping the container lab ..."):
+        ContainerLab(instance=instance).down()
     console.print(f"lab [bold]{instance}[/bold] is down ({time.monotonic() - t0:.1f} s)")
-
-
-if __name__ == "__main__":
-    app()

@@ -22,18 +22,21 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 from provisioner.errors import EXIT_FAILED, UserError
 from provisioner.labs import aptproxy, common
+from provisioner.labs.interface import LabHost
 
 from . import libvirt, network, vagrant
 from .box import box_path
-from .config import (APT_PROXY_ADDR, APT_PROXY_PORT, BUILD_BOX, INVENTORY, LIBVIRT_SOCK, LOG_DIR, NETNS, POOL_DIR,
-                     STATE_DIR, STATE_FILE, VAGRANT_DIR, VETH_HOST, Log, in_netns, load_state, lock,
+from .config import (APT_PROXY_ADDR, APT_PROXY_PORT, BUILD_BOX, INVENTORY, KNOWN_HOSTS, LIBVIRT_SOCK, LOG_DIR,
+                     NETNS, POOL_DIR, STATE_DIR, STATE_FILE, VAGRANT_DIR, VETH_HOST, Log, in_netns, load_state, lock,
                      log_to_stderr, machine_names, netns_prefix, require_checkout, save_state)
 
-__all__ = ["up", "down", "status", "missing_packages", "netns_prefix", "APT_PACKAGES"]
+__all__ = ["VmLab", "up", "down", "status", "missing_packages", "netns_prefix", "APT_PACKAGES"]
 
 # apt packages the lab needs on the controller (checked by `up`).
 APT_PACKAGES = (
@@ -140,6 +143,37 @@ def up(names: list[str] | None = None, *, quiet: bool = False, log: Log = log_to
         save_state(st)
         log("up: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         return {"inventory": INVENTORY, "hosts": hosts, "timings": timings}
+
+
+@dataclass
+class VmLab:
+    """The VM lab as a Lab (labs/interface.py): the machines `names` (default vm1 vm2)."""
+
+    names: list[str] | None = None
+    quiet: bool = False
+    log: Log = log_to_stderr
+
+    def up(self) -> list[LabHost]:
+        up(self.names, quiet=self.quiet, log=self.log)
+        return self._hosts()
+
+    def status(self) -> list[tuple[LabHost, bool]]:
+        machines = status()["domains"]
+        return [(h, machines.get(h.name) == "running") for h in self._hosts()]
+
+    def inventory(self) -> Path:
+        return INVENTORY
+
+    def down(self) -> None:
+        down(self.log)
+
+    @staticmethod
+    def _hosts() -> list[LabHost]:
+        if not INVENTORY.exists():
+            return []
+        return [LabHost(name, address=h["ansible_host"], user=h.get("ansible_user", "vagrant"),
+                        key_file=h["ansible_ssh_private_key_file"], instance="vm", known_hosts=str(KNOWN_HOSTS))
+                for name, h in vagrant.load_inventory_hosts(INVENTORY).items()]
 
 
 def down(log: Log = log_to_stderr) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from . import down, status, up, vagrant
+from . import VmLab, status, vagrant
 from .box import build_box
 from .config import GROUP, INVENTORY, NETNS, netns_prefix
 
@@ -21,9 +21,10 @@ def up_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="vagrant's output to a log file"),
 ) -> None:
     """Build/add the box if needed, start libvirtd in the lab namespace, vagrant up, write the inventory."""
-    res = up(name or None, quiet=quiet)
-    typer.echo(f"inventory: {res['inventory']}")
-    typer.echo(f"deploy:    {' '.join(netns_prefix())} provision deploy --host {GROUP} -i {res['inventory']}")
+    lab = VmLab(name or None, quiet=quiet)
+    lab.up()
+    typer.echo(f"inventory: {lab.inventory()}")
+    typer.echo(f"deploy:    {' '.join(netns_prefix())} provision deploy --host {GROUP} -i {lab.inventory()}")
 
 
 @app.command("inventory")
@@ -58,7 +59,7 @@ def status_cmd(as_json: bool = typer.Option(False, "--json", help="machine-reada
 @app.command("down")
 def down_cmd() -> None:
     """Destroy the VMs and everything `up` made (idempotent)."""
-    down()
+    VmLab().down()
 
 
 @app.command("build-box")
