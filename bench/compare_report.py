@@ -168,41 +168,28 @@ def section(figures: dict, notes: str = "") -> str:
     return "\n".join([
         "## Deploy speed: provision vs pyinfra vs ansible-core (issue 11)",
         "",
-        f"One run of `python3 bench/compare.py --hosts {','.join(map(str, counts))}` ({figures['started']}, "
-        f"{figures.get('bench_minutes', '?')} min). Machine: {m['cpus']} cores ({m['cpu']}), "
-        f"{int(m['memory'].split()[0]) / 2**20:.0f} GiB, kernel "
-        f"{m['kernel']}, Python {m['python']}; shared with other work (load average {m['load_at_start']:.1f} at the "
-        f"start), so absolute figures are noisy and the ratios within one run are what count. Versions: pyinfra "
-        f"{v['pyinfra']}, ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the "
-        "container lab (Debian 12, systemd-nspawn, apt through the lab's apt-cacher-ng, warm cache).",
-        *(["", "Merged from runs of their own on the same machine, each at its own load (column *run* says which "
-            "run a row comes from; a ratio across two runs is weaker evidence than one within a run): " + "; ".join(
-            f"`--results {run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}, key=int))}, "
-            f"{run['rounds']} rounds, started {run['started']}, load average {run['machine']['load_at_start']:.1f} "
-            f"at the start)" for run in figures.get("extra", [])) + "."]
+        f"Reproduce: `python3 bench/compare.py --hosts {','.join(map(str, counts))}` (root; it makes and removes "
+        f"its lab hosts). This run: {figures['started']}, {figures.get('bench_minutes', '?')} min on "
+        f"{m['cpus']} cores ({m['cpu']}), {int(m['memory'].split()[0]) / 2**20:.0f} GiB, kernel {m['kernel']}, "
+        f"Python {m['python']}, load average {m['load_at_start']:.1f} at the start; pyinfra {v['pyinfra']}, "
+        f"ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the container lab "
+        "(Debian 12, apt through the lab's caching proxy, warm cache). Absolute figures are noisy on this shared "
+        "machine: compare within a run.",
+        *(["", "Cells the main run did not reach come from runs of their own (column *run*: `--results NAME`, "
+            "bench/results/NAME.json keeps its date, load and versions): " + ", ".join(
+            f"`{run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}, key=int))})"
+            for run in figures.get("extra", [])) + ". A ratio across two runs is weaker evidence than one within a run."]
           if figures.get("extra") else []),
         "",
-        "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's own "
-        "declared state (packages, files rendered by our templates, links, absent paths, services, the release "
-        "archive) and bench/pyinfra_deploy.py and bench/playbook.yml apply it; after each cold run "
-        "`provision deploy --check` must find 0 changes and bench/floor.sh must find nothing different "
-        "(column *end state*). *Cold*: hosts 1..N removed and made again (nothing installed), then one run; "
-        f"at N = {', '.join(map(str, cold_ns)) or '-'}; {figures['cold_rounds']} run(s) per cell in the main run "
-        "(column *runs* gives each row's count). *No-op*: "
-        f"{figures['rounds']} interleaved rounds (order rotated each round; ansible's two variants "
-        f"{figures.get('ansible_rounds', figures['rounds'])} of them: they are the slow ones), medians. Wall time is the whole "
-        "controller process (for the floors: one `ssh` per host, started together). Controller CPU is user + "
-        "system of the process and its children; peak RSS is GNU time's for the largest process. provision "
-        "runs as a user has it: this checkout built into a wheel and installed into a venv of its own "
-        "(bench/common.py `install_provision`; pyinfra and ansible run from a venv too; runs before "
-        "2026-11-27 14:40 ran it from the checkout, paying this machine's site .pth files), "
-        "with `--forks` max(N, 10) (all hosts at once); `provision-forksK` rows run it with `--forks K`. "
-        "Runs before GNU time was used show no RSS (-): wait4's ru_maxrss for a child forked from the benchmark "
-        "counted the benchmark's own pages (125 MiB for a bare `ssh`). Connections and channels are "
-        "counted on host 1 by its sshd (LogLevel DEBUG1 on that host only: `Accepted publickey` and "
-        "`server_input_channel_open: ctype session` lines of `journalctl -t sshd`), so they do not depend on "
-        "MaxSessions or on client multiplexing; where the timed run could not count them, a separate pass "
-        "(`--results compare-channels`, one round) did. x floor: against bench/floor.sh (no-op) or the single install script (cold) of the same N.",
+        "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's declared "
+        "state, bench/pyinfra_deploy.py and bench/playbook.yml apply it, and after each cold run "
+        "`provision deploy --check` finds 0 changes and bench/floor.sh nothing different (column *end state*). "
+        f"*Cold*: hosts 1..N made anew, {figures['cold_rounds']} run(s) per cell, at N = {', '.join(map(str, cold_ns)) or '-'}. *No-op*: "
+        f"{figures['rounds']} interleaved rounds, order rotated, medians. Wall time is the whole controller "
+        "process; controller CPU is user + system of it and its children; peak RSS is GNU time's for the "
+        "largest process. provision runs from its wheel in a venv, with `--forks` max(N, 10). Connections and "
+        "channels are counted on host 1 by its sshd (LogLevel DEBUG1). *x floor*: against bench/floor.sh (one "
+        "OpenSSH session per host; no-op) or one install script (cold) at the same N.",
         "",
         "### No-op re-deploy", "", *table(figures, "noop"), "",
         "### Cold deploy", "", ("Cold runs of the main run are interleaved as the no-op rounds are (order rotated "
