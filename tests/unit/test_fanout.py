@@ -2,6 +2,7 @@
 most `forks` at once; a bug is not swallowed as a host's error."""
 
 import threading
+import time
 
 import pytest
 
@@ -42,3 +43,17 @@ def test_a_bug_in_the_work_ends_the_run_and_no_host_list_is_empty_work():
     with pytest.raises(ZeroDivisionError):
         fan_out([1, 0], lambda n: 1 / n, forks=2)
     assert fan_out([], lambda n: n, forks=5) == []
+
+
+def test_after_ctrl_c_the_hosts_not_started_never_start():
+    started = []
+
+    def work(host):
+        started.append(host)
+        if host == 1:
+            raise KeyboardInterrupt
+        time.sleep(0.5)
+    with pytest.raises(KeyboardInterrupt):
+        fan_out([1, 2, 3, 4, 5], work, forks=1)
+    time.sleep(1.2)   # what the pool would have started meanwhile, had it not been told to stop
+    assert started[0] == 1 and 4 not in started and 5 not in started, started
