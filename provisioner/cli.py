@@ -211,6 +211,8 @@ def logs(
     sources = service or list(STACK.log_services)
     sessions: list[Session] = []
     width = max(len(h.name) for h in hosts)
+    console, err = _stream("console"), _stream("err")   # made here: the hosts' threads share them
+    errors: list[UserError] = []
 
     def pump(h: Host) -> None:
         """The host's log lines, printed as they come (each print is one whole line)."""
@@ -219,21 +221,21 @@ def logs(
             sessions.append(session)
             hide = h.secrets()
             for line in session.stream(STACK.log_command(h.vars, sources, lines, follow)):
-                _stream("console").print(f"{h.name:<{width}} {redact(line, hide)}", markup=False, soft_wrap=True)
+                console.print(f"{h.name:<{width}} {redact(line, hide)}", markup=False, soft_wrap=True)
         except (OSError, EOFError):
             pass  # the stream was closed by Ctrl-C
 
     def failed(result) -> None:
         if result.error:
-            _stream("err").print(f"[red]error:[/] {_escape(result.error.cause)}\n  [dim]fix:[/] {_escape(result.error.fix)}")
-    results = []
+            errors.append(result.error)
+            err.print(f"[red]error:[/] {_escape(result.error.cause)}\n  [dim]fix:[/] {_escape(result.error.fix)}")
     try:
-        results = fan_out(hosts, pump, forks=len(hosts), finished=failed)
+        fan_out(hosts, pump, forks=len(hosts), finished=failed)
     except KeyboardInterrupt:
         pass
     finally:
         close_all(sessions)
-    raise typer.Exit(EXIT_UNREACHABLE if any(r.error for r in results) else 0)
+    raise typer.Exit(EXIT_UNREACHABLE if errors else 0)
 
 
 _LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}
