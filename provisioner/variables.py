@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import getpass
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,12 @@ import provisioner
 from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
-                                      UNIX_NAME, URL_DIR, URL_PATH, Invalid, Kind, integer)
+                                      UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Invalid, Kind, integer)
 from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.topology import SERIAL, UPSTREAM_METHOD
-from provisioner.config.vault import Undecrypted
+from provisioner.config.vault import Encrypted
 from provisioner.errors import UserError
 
 
@@ -136,6 +136,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("upstream_retry_non_idempotent", BOOL, False, True, "also retry POST/PATCH on another app host"),
     S("firewall", BOOL, True, False, "app hosts admit http_port from the balancers only (nftables)"),
     S("serial", SERIAL, "", False, "deploy in batches of N hosts or N% (rolling release)"),
+    S("provision_ignore", VAR_NAMES, [], False, "variables of other roles that look like a typo of a setting"),
 )
 del S
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -204,14 +205,18 @@ def _typo_of(name: str, candidates: Iterable[str]) -> str | None:
     return None
 
 
-def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
-    """Sort the names of one vars block: settings are kept (Ansible aliases renamed to their setting),
-    names close to a setting are a UserError suggesting it, Ansible connection variables whose value
-    would change how to connect are a UserError, Ansible's harmless ones are dropped silently, other
-    names with a warning. A `!vault` value read without a vault password is an error once a setting uses it."""
+def known_settings(raw: Mapping, *, where: str, defer: bool = False,
+                   foreign: Container[str] = ()) -> tuple[RawVars, list[str]]:
+    """Sort the names of one vars block: settings are kept (Ansible aliases renamed to their setting, `!vault`
+    values decrypted into Secrets), Ansible's harmless connection variables are dropped silently, names of
+    other roles with a warning (silently when `foreign`: the project's roles use them, or provision_ignore
+    lists them). A name close to a setting is a UserError suggesting it; an Ansible connection variable
+    whose value would change how to connect is a UserError. With `defer` (one block, before the host's vars
+    are merged) those two are kept as written, so only a selected host whose merged vars hold them fails."""
     kept, warnings = RawVars(), []
     everything = list(SETTINGS_BY_NAME) + list(ALIASES)
     connection = [name for name in everything if name.startswith("ansible_")]
+    ignored = _names_in(raw.get("provision_ignore"))
     for name, value in raw.items():
         origin = _origin(raw, name)
         at = origin or where
@@ -222,31 +227,48 @@ def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
             if setting != name and setting in raw:
                 warnings.append(f"{name} ({at}) is ignored: {setting} is set too")
                 continue
-            _refuse_undecrypted(value, setting)
-            kept[setting] = value
-            if origin:
-                kept.origins[setting] = origin
-            if name in getattr(raw, "bases", {}):
-                kept.bases[setting] = raw.bases[name]
+            _keep(kept, raw, name, setting, value if defer else _decrypted(value, setting))
         elif name in REFUSED_UNLESS:
             fine, why = REFUSED_UNLESS[name]
-            if value not in (None, "") and str(value).strip().lower() not in fine:
+            if defer:                  # kept either way: a host's harmless value beats its group's refused one
+                _keep(kept, raw, name, name, value)
+            elif value not in (None, "") and str(value).strip().lower() not in fine:
                 raise UserError(f"{name} ({at}) is refused: {why}", f"remove {name} from the inventory")
-        elif name not in ANSIBLE_IGNORED:
-            match = _typo_of(name, connection if name.startswith("ansible_") else everything)
-            if match:
-                match = ALIASES.get(match, match)
-                raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",
-                                f"rename it to {match} (the settings are listed in docs/settings.md)")
+        elif name in ANSIBLE_IGNORED or name in ignored or name in foreign:
+            continue
+        elif match := _typo_of(name, connection if name.startswith("ansible_") else everything):
+            if defer:
+                _keep(kept, raw, name, name, value)
+                continue
+            match = ALIASES.get(match, match)
+            raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",
+                            f"rename it to {match}; if another role of yours reads {name}, list it in "
+                            "provision_ignore (docs/settings.md)")
+        else:
             warnings.append(f"unknown setting {name!r} ({at}) is ignored: not a provision setting")
     return kept, warnings
 
 
-def _refuse_undecrypted(value: Any, name: str) -> None:
-    if isinstance(value, Undecrypted):
-        raise value.refuse(name)
-    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
-        _refuse_undecrypted(item, name)
+def _keep(kept: RawVars, raw: Mapping, name: str, setting: str, value: Any) -> None:
+    kept[setting] = value
+    if _origin(raw, name):
+        kept.origins[setting] = _origin(raw, name)
+    if name in getattr(raw, "bases", {}):
+        kept.bases[setting] = raw.bases[name]
+
+
+def _names_in(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+        if isinstance(value, list) else []
+
+
+def _decrypted(value: Any, name: str) -> Any:
+    """`value` with every `!vault` value in it decrypted into a Secret (the only moment one is)."""
+    if isinstance(value, Encrypted):
+        return Secret(value.decrypt(name))
+    if isinstance(value, dict):
+        return {key: _decrypted(item, name) for key, item in value.items()}
+    return [_decrypted(item, name) for item in value] if isinstance(value, list) else value
 
 
 # --- resolve -------------------------------------------------------------------------------------
@@ -290,10 +312,11 @@ def _default(setting: Setting, values: dict) -> Any:
     return default.copy() if isinstance(default, (list, dict)) else default
 
 
-def resolve(raw: Mapping, *, where: str, base_dir: Path) -> "Vars":
+def resolve(raw: Mapping, *, where: str, base_dir: Path, foreign: Container[str] = ()) -> "Vars":
     """The validated, typed, defaults-filled settings of one host, from its merged raw vars
-    (host > group > all already applied). `where` names the host in messages ("host prod1")."""
-    given, warnings = known_settings(raw, where=where)
+    (host > group > all already applied). `where` names the host in messages ("host prod1");
+    `foreign` the names other roles of the project read (never taken for a typo of a setting)."""
+    given, warnings = known_settings(raw, where=where, foreign=foreign)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.name in given:

@@ -57,15 +57,18 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
     vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
                                _given.get("ask_vault_pass", False))
     inv = load_inventory(inventory or [default_inventory_path()], extra=_given.get("extra_vars") or [], vault=vault,
-                         user=_given.get("user"), private_key=_given.get("private_key"))
+                         user=_given.get("user"), private_key=_given.get("private_key"), every_host=False)
     for warning in inv.warnings:
         warn(warning)
-    hosts = inv.select(pattern)
-    if _given.get("list_hosts"):
-        show(f"  hosts ({len(hosts)}):")
-        for host in hosts:
-            show(f"    {host.name}")
+    if _given.get("list_hosts"):   # lists what the pattern selects, as Ansible does; a refused host is a warning
+        names = inv.names(pattern)
+        for name in (n for n in names if n in inv.refused):
+            warn(f"host {name} cannot be deployed: {inv.refused[name].cause}")
+        show(f"  hosts ({len(names)}):")
+        for name in names:
+            show(f"    {name}")
         raise typer.Exit(0)
+    hosts = inv.select(pattern)
     if ask_become_pass:
         password = Secret(getpass.getpass("sudo password: "))
         hosts = [replace(h, become_password=password) for h in hosts]

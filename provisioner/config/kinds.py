@@ -130,6 +130,13 @@ def _packages(value: Any) -> list[str]:
     return list(value)
 
 
+def _var_names(value: Any) -> list[str]:
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    if names is None or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names):
+        raise Invalid()
+    return list(names)
+
+
 def _controller_path(value: Any) -> Path:
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise Invalid()
@@ -191,6 +198,7 @@ MODE = Kind("an octal mode like '660' or '666'", _chmod, "'660'")
 OWNER = text("user:group", rf"{_NAME}:{_NAME}", "model_api:www-data")
 PLUGINS = text("uWSGI plugin names separated by commas", r"([a-z0-9_]+( *, *[a-z0-9_]+)*)?", "python3", join=",")
 ENV = Kind("a mapping of environment variable names to strings", _env, "{LOG_LEVEL: info}")
+VAR_NAMES = Kind("a list of variable names", _var_names, "[httpd_port]")
 PACKAGES = Kind("a list of Debian package names", _packages, "[curl, htop]")
 CONTROLLER_DIR = Kind("a directory on this machine", _controller_path, "examples/model_api")
 KEY_FILE = _optional(Kind("a file on this machine", _controller_path, "~/.ssh/id_ed25519"))

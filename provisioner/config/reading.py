@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from provisioner.config.secret import Secret, as_secrets
-from provisioner.config.vault import Undecrypted, Vault, is_encrypted
+from provisioner.config.vault import Encrypted, Vault, is_encrypted
 from provisioner.errors import UserError
 
 
@@ -82,8 +82,8 @@ class LineMap(dict):
 
 
 class InventoryLoader(yaml.SafeLoader):
-    """SafeLoader + `!secret` (-> Secret), `!unsafe` (a plain string; Ansible's tag), `!vault` (decrypted
-    with the run's vault passwords into a Secret), and mappings that remember their keys' lines.
+    """SafeLoader + `!secret` (-> Secret), `!unsafe` (a plain string; Ansible's tag), `!vault` (an Encrypted
+    value, decrypted with the run's vault passwords into a Secret when a setting uses it), and mappings that remember their keys' lines.
     `.duplicates` lists (key, line) of keys written twice in one mapping (the later one wins, as in Ansible)."""
 
     def __init__(self, stream, name: str = "<text>", vault: Vault | None = None):
@@ -115,12 +115,8 @@ def _scalar(loader: InventoryLoader, node: yaml.Node, tag: str) -> str:
     return loader.construct_scalar(node)
 
 
-def _construct_vault(loader: InventoryLoader, node: yaml.Node) -> Secret | Undecrypted:
-    envelope = _scalar(loader, node, "!vault")
-    where = f"{loader.name}:{node.start_mark.line + 1}"
-    if not loader.vault.passwords:
-        return Undecrypted(where)
-    return Secret(loader.vault.decrypt(envelope, where))
+def _construct_vault(loader: InventoryLoader, node: yaml.Node) -> Encrypted:
+    return Encrypted(_scalar(loader, node, "!vault"), f"{loader.name}:{node.start_mark.line + 1}", loader.vault)
 
 
 InventoryLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)

@@ -42,16 +42,23 @@ class Password:
     source: str        # where it came from, for messages ("--vault-password-file pw.txt")
 
 
-class Undecrypted:
-    """A `!vault` value read while no vault password was given: an error only if a setting uses it
-    (as in Ansible, vaulted values that nothing reads need no password)."""
+class Encrypted:
+    """A `!vault` value, decrypted only when a setting of a selected host uses it (as in Ansible: a vaulted
+    value nothing reads needs no password, and one encrypted with another password blocks nothing).
+    Decrypted once, however many hosts share it."""
 
-    def __init__(self, where: str):
-        self.where = where
+    def __init__(self, envelope: str, where: str, vault: "Vault"):
+        self.envelope, self.where, self.vault = envelope, where, vault
+        self._plain: str | None = None
 
-    def refuse(self, name: str) -> UserError:
-        return UserError(f"{name} ({self.where}) is encrypted with ansible-vault and no vault password was given",
-                         HOW_TO_GIVE)
+    def decrypt(self, name: str) -> str:
+        """The plain text; a UserError naming setting `name` and where the value is written if it cannot be."""
+        if self._plain is None:
+            if not self.vault.passwords:
+                raise UserError(f"{name} ({self.where}) is encrypted with ansible-vault and no vault password "
+                                "was given", HOW_TO_GIVE)
+            self._plain = self.vault.decrypt(self.envelope, self.where)
+        return self._plain
 
 
 class Vault:
