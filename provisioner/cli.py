@@ -151,7 +151,7 @@ def deploy(
             if batch_size:
                 from .engine.rolling import roll
                 everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
-                    "all", inventory, False, warn=lambda w: None, show=lambda line: None)}
+                    "all", inventory, False, warn=lambda w: None, show=lambda line: None, usable_only=True)}
                 reports, rolled = roll(STACK, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
                                        diff=diff, progress=progress)
             else:

@@ -117,7 +117,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
     (`Inventory.refused`): a shared inventory's other hosts never stop a run."""
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     vault = vault or Vault()
-    model, folders = Model(), []
+    model, folders, read = Model(), [], []
     for source in sources:
         if isinstance(source, str) and "," in source and not Path(source).exists():
             _read_host_list(model, source)
@@ -127,9 +127,9 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
         if not files:
             raise UserError(f"inventory folder {shown(path)} has no inventory files",
                             "add an inventory file (YAML or INI) to it, or pass one with -i FILE")
-        for file in files:
-            _read_file(model, file, vault)
+        read += [name for name in (_read_file(model, file, vault, path.is_dir()) for file in files) if name]
         folders.append(path if path.is_dir() else path.parent)
+    _check_hosts(model, read)
     vars_dirs = VarsDirs(model, folders + [Path.cwd()], vault)
     given = {"ansible_user": user, "ansible_ssh_private_key_file": private_key}
     command_line = model.vars_block({k: v for k, v in given.items() if v is not None}, "the command line",
@@ -174,9 +174,11 @@ def _read_host_list(model: Model, source: str) -> None:
                 model.add_host(name, "ungrouped", kept, "-i")
 
 
-def _read_file(model: Model, path: Path, vault: Vault) -> None:
+def _read_file(model: Model, path: Path, vault: Vault, in_folder: bool) -> str | None:
     """One inventory file, YAML or INI: .yml/.yaml/.json are YAML, .ini is INI, any other name is YAML
-    when it reads as a YAML mapping of groups and INI otherwise (Ansible tries both in that order)."""
+    when it reads as a YAML mapping of groups and INI otherwise (Ansible tries both in that order).
+    The file's name as shown, or None for an inventory plugin's config in a folder (skipped, as Ansible
+    skips one whose plugin it cannot run)."""
     fix = f"point -i or PROVISION_INVENTORY at your inventory, or copy {DEFAULT_INVENTORY} from the project"
     text, encrypted = read_text(path, "inventory", vault, fix)
     name, base = shown(path), path.parent.resolve()
@@ -184,11 +186,31 @@ def _read_file(model: Model, path: Path, vault: Vault) -> None:
         parsed = parse_yaml(text, name, vault)
     elif path.suffix == ".ini" or not (parsed := _yaml_groups(text, name, vault)):
         IniInventory(model, name, base, secret=encrypted).read(text)
-        return
+        return name
     data, warnings = parsed
+    if isinstance(data, dict) and isinstance(data.get("plugin"), str):
+        plugin = f"{name} is the config of Ansible's inventory plugin {data['plugin']}"
+        export = f"export its hosts with `ansible-inventory -i {name} --list -y > hosts.yml` and pass that file"
+        if not in_folder:
+            raise UserError(f"{plugin}; provision reads static inventories (YAML, INI)", export)
+        model.warn(f"{plugin} (provision reads static inventories): skipped; to use it, {export}")
+        return None
     for warning in warnings:
         model.warn(warning)
     YamlInventory(model, name, base).read(as_secrets(data) if encrypted else data)
+    return name
+
+
+def _check_hosts(model: Model, read: list[str]) -> None:
+    """A file with groups but no hosts (a sample inventory with its hosts commented out) is read for its
+    groups and vars, as Ansible reads it; an error only when no file has a host."""
+    empty = [name for name in read if name not in model.sources_with_hosts]
+    if empty and not model.host_vars:
+        raise UserError(f"inventory {empty[0]} has no hosts",
+                        "add a host: INI `prod1 ansible_host=203.0.113.10` under `[web]`; YAML `all:` / "
+                        "`  hosts:` / `    prod1:` / `      ansible_host: 203.0.113.10`")
+    for name in empty:
+        model.warn(f"inventory {name} has no hosts: read for its groups and vars only")
 
 
 def _yaml_groups(text: str, name: str, vault: Vault) -> tuple | None:

@@ -48,9 +48,10 @@ def inventory_options(command: Callable) -> Callable:
 
 
 def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass: bool,
-                   warn: Callable[[str], None], show: Callable[[str], None]) -> list[Host]:
+                   warn: Callable[[str], None], show: Callable[[str], None], usable_only: bool = False) -> list[Host]:
     """The hosts `pattern` selects from the inventories, with -e/-u/--private-key/vault applied; with
-    --list-hosts, `show` them as Ansible does and stop."""
+    --list-hosts, `show` them as Ansible does and stop. `usable_only`: leave out hosts whose settings
+    are refused instead of refusing the run (the rest of a site, around the hosts a rolling release selects)."""
     from provisioner.config.vault import vault_from_options  # here: `provision --help` needs none of it
     from provisioner.inventory import default_inventory_path, load_inventory
     from provisioner.variables import Secret
@@ -68,7 +69,7 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
         for name in names:
             show(f"    {name}")
         raise typer.Exit(0)
-    hosts = inv.select(pattern)
+    hosts = [inv.hosts[n] for n in inv.names(pattern) if n not in inv.refused] if usable_only else inv.select(pattern)
     if ask_become_pass:
         password = Secret(getpass.getpass("sudo password: "))
         hosts = [replace(h, become_password=password) for h in hosts]

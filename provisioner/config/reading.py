@@ -26,7 +26,7 @@ def read_text(path: Path, what: str, vault: Vault, fix: str = "check the path") 
     it; and whether it was encrypted (then everything in it is a secret)."""
     name = shown(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")     # a byte-order mark (Windows editors) is not text
     except FileNotFoundError:
         raise UserError(f"{what} {name} not found", fix) from None
     except IsADirectoryError:

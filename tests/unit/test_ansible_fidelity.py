@@ -157,3 +157,22 @@ def test_the_serial_batches_follow_the_pattern_order(web_db):
     from provisioner.engine.rolling import batches
     hosts = load_inventory(web_db).select("web[1:]:db[0]")
     assert [[h.name for h in batch] for batch in batches(hosts, "2")] == [["web1", "web2"], ["web4", "db2"]]
+
+
+# --- folders: groups without hosts, plugin configs, a byte-order mark ----------------------------------
+
+
+def test_a_folder_with_a_hostless_sample_a_plugin_config_and_a_bom_loads_like_ansible(monkeypatch):
+    folder = PROJECTS / "kubespray_and_cloud"
+    monkeypatch.chdir(folder)
+    inv = load_inventory(folder)
+    assert [h.name for h in inv.select("all")] == ["api1", "api2"]         # no phantom '\ufeff[web]' host
+    assert inv.groups["web"] == ["api1", "api2"] and inv.groups["etcd"] == []
+    assert inv.hosts["api2"].address == "192.0.2.52"
+    assert [w for w in inv.warnings if "aws_ec2" in w] == [
+        "aws_ec2.yml is the config of Ansible's inventory plugin amazon.aws.aws_ec2 (provision reads static "
+        "inventories): skipped; to use it, export its hosts with `ansible-inventory -i aws_ec2.yml --list -y > "
+        "hosts.yml` and pass that file"]
+    assert "inventory inventory.ini has no hosts: read for its groups and vars only" in inv.warnings
+    assert "--list -y" in error_of(lambda: load_inventory(folder / "aws_ec2.yml")).fix      # given alone: refused
+    assert "has no hosts" in error_of(lambda: load_inventory(folder / "inventory.ini")).cause
