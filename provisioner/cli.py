@@ -325,15 +325,17 @@ def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS
     raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command()
 @inventory_options
-def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS,
-        ask_become_pass: AskPass = False):
+def run(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False,
+        words: Annotated[Optional[list[str]], typer.Argument(
+            metavar="-- COMMAND...", help="The command, after -- (every option before it is run's own).")] = None):
     """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
     import shlex
 
     from .variables import redact
-    command = ctx.args[0] if len(ctx.args) == 1 else shlex.join(ctx.args)   # one argument: a shell line, as ssh takes
+    words = words or []
+    command = words[0] if len(words) == 1 else shlex.join(words)   # one argument: a shell line, as ssh takes
     if not command:
         raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")
     hosts = _hosts(host, inventory, ask_become_pass)

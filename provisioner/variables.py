@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import provisioner
-from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
+from provisioner.config.kinds import (ABS_PATH, ADDRESS, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Invalid, Kind, integer)
@@ -47,9 +47,11 @@ class Setting:
     default: Any    # a value; a str with {other} is filled from other's final value; a callable computes it
     conf: bool      # written into an ini/nginx/unit file: refused if it contains newline ; { } #
     doc: str
+    most: int | None = None   # an integer's upper bound: beyond what any real host could use
 
 
 S = Setting
+_DAY, _YEAR = 86_400, 31_536_000   # seconds: upper bounds of timeouts and lifetimes
 # One line a setting, in dependency order (a templated or computed default follows what it uses).
 SETTINGS: tuple[Setting, ...] = (
     S("app_name", APP_NAME, "model_api", True, "names the site, unit, user, paths"),
@@ -61,12 +63,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("app_group", UNIX_NAME, "{app_user}", True, "system group of the app"),
     S("app_root", ABS_PATH, "/srv/{app_name}", True, "releases under {app_root}/releases/ID, current link"),
     S("app_env", ENV, {}, False, "environment of the app (EnvironmentFile, mode 0640)"),
-    S("keep_releases", POSITIVE, 3, False, "old releases pruned"),
+    S("keep_releases", POSITIVE, 3, False, "old releases pruned", most=100),
     S("health_path", URL_PATH, "/healthz", True, "checked through nginx after every deploy"),
     S("server_name", SERVER_NAMES, "_", True, "nginx server_name"),
     S("http_port", PORT, 80, True, "nginx listen port"),
-    S("nginx_listen_backlog", POSITIVE, 4096, True, "nginx accept queue on http_port (capped by net.core.somaxconn)"),
-    S("nginx_worker_connections", POSITIVE, 4096, True, "connections per nginx worker (two per proxied request)"),
+    S("nginx_listen_backlog", POSITIVE, 4096, True, "nginx accept queue on http_port (capped by net.core.somaxconn)", most=65535),
+    S("nginx_worker_connections", POSITIVE, 4096, True, "connections per nginx worker (two per proxied request)", most=1_048_576),
     S("static_url", URL_DIR, "/static/", True, "served by nginx from the release"),
     S("static_dir", REL_PATH, "static", True, "relative to app_source"),
     S("static_expires", NGINX_TIME, "7d", True, "nginx expires for static files"),
@@ -74,9 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("nginx_extra_config", RAW, "", False, "raw nginx text inside the server block (trusted)"),
     S("allowed_methods", METHODS, "GET HEAD POST PUT PATCH DELETE OPTIONS", True, "others get a JSON 405"),
     S("rate_limit", RATE, "", True, "requests per client address, like 10r/s (empty = off); over it: JSON 429"),
-    S("rate_limit_burst", INT, 20, True, "requests over rate_limit let through at once before 429s"),
+    S("rate_limit_burst", INT, 20, True, "requests over rate_limit let through at once before 429s", most=1_000_000),
     S("rate_limit_locations", RATE_LOCATIONS, {}, False, "'[METHOD ]/path': rate of its own (replaces rate_limit)"),
-    S("rate_limit_conn", INT, 0, True, "open connections per client address (0 = no limit)"),
+    S("rate_limit_conn", INT, 0, True, "open connections per client address (0 = no limit)", most=1_000_000),
     S("tls", TLS_MODE, "off", True, "HTTPS: off, self-signed, files (tls_certificate + tls_key) or acme"),
     S("https_port", PORT, 443, True, "nginx HTTPS port (http_port then redirects to it)"),
     S("tls_certificate", CERTIFICATE, "", False, "tls files: the certificate chain (PEM text or a file here)"),
@@ -89,8 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("waf", WAF_MODE, "off", True, "ModSecurity with the OWASP CRS: off, detect (log only) or block (403)"),
     S("waf_paranoia", integer(1, 4), 1, True, "CRS paranoia level: 1 (few false positives) to 4"),
     S("waf_exclusions", RULE_IDS, [], False, "CRS rule ids switched off (false positives of this app)"),
-    S("uwsgi_processes", POSITIVE, 2, True, "uWSGI processes"),
-    S("uwsgi_threads", POSITIVE, 2, True, "uWSGI threads per process"),
+    S("uwsgi_processes", POSITIVE, 2, True, "uWSGI processes", most=4096),
+    S("uwsgi_threads", POSITIVE, 2, True, "uWSGI threads per process", most=1024),
     S("uwsgi_socket", SOCKET, "/run/{app_name}/uwsgi.sock", True, "unix socket only"),
     S("uwsgi_chmod_socket", MODE, "660", True, "666 only if asked"),
     S("uwsgi_chown_socket", OWNER, "{app_user}:www-data", True, "owner of the socket"),
@@ -100,21 +102,21 @@ SETTINGS: tuple[Setting, ...] = (
     S("uwsgi_need_app", BOOL, True, True, "fail when the app does not load"),
     S("uwsgi_strict", BOOL, True, True, "refuse unknown uWSGI options"),
     S("uwsgi_lazy_apps", BOOL, True, True, "load the app in each worker (fork safety)"),
-    S("uwsgi_harakiri", INT, 60, True, "seconds before a stuck request is killed (0 = off)"),
+    S("uwsgi_harakiri", INT, 60, True, "seconds before a stuck request is killed (0 = off)", most=_DAY),
     S("uwsgi_buffer_size", integer(1, 65535), 32768, True, "bytes"),
-    S("uwsgi_listen", POSITIVE, 1024, True, "listen backlog"),
-    S("uwsgi_max_requests", INT, 0, True, "requests before a worker is recycled (0 = off; see the recycling notes)"),
-    S("uwsgi_max_worker_lifetime", INT, 0, True, "seconds before a worker is recycled (0 = off)"),
-    S("uwsgi_worker_reload_mercy", POSITIVE, 15, True, "seconds a recycled worker may take to exit before SIGKILL"),
+    S("uwsgi_listen", POSITIVE, 1024, True, "listen backlog", most=65535),
+    S("uwsgi_max_requests", INT, 0, True, "requests before a worker is recycled (0 = off; see the recycling notes)", most=1_000_000_000),
+    S("uwsgi_max_worker_lifetime", INT, 0, True, "seconds before a worker is recycled (0 = off)", most=_YEAR),
+    S("uwsgi_worker_reload_mercy", POSITIVE, 15, True, "seconds a recycled worker may take to exit before SIGKILL", most=_DAY),
     S("uwsgi_request_logging", BOOL, False, True, "uWSGI logs every request (nginx's access log already does)"),
-    S("uwsgi_log_slow", INT, 1000, True, "uWSGI logs requests slower than this many ms (0 = off)"),
+    S("uwsgi_log_slow", INT, 1000, True, "uWSGI logs requests slower than this many ms (0 = off)", most=_DAY * 1000),
     S("uwsgi_plugins", PLUGINS, "python3", True, "uWSGI plugins"),
-    S("uwsgi_read_timeout", SECONDS, _read_timeout, True, "nginx uwsgi_read_timeout (harakiri + 5, or 60)"),
+    S("uwsgi_read_timeout", SECONDS, _read_timeout, True, "nginx uwsgi_read_timeout (harakiri + 5, or 60)", most=_DAY),
     S("base_packages", PACKAGES, [], False, "extra Debian packages on every host"),
-    S("apt_cache_valid_time", INT, 3600, False, "apt-get update only when the lists are older (seconds)"),
-    S("apt_lock_timeout", INT, 300, False, "seconds to wait for the dpkg lock"),
-    S("apt_update_timeout", POSITIVE, 120, False, "seconds an apt-get update may take before it is stopped and tried again (3 attempts)"),
-    S("deploy_lock_timeout", INT, 0, False, "seconds a second deploy on the same host waits"),
+    S("apt_cache_valid_time", INT, 3600, False, "apt-get update only when the lists are older (seconds)", most=_YEAR),
+    S("apt_lock_timeout", INT, 300, False, "seconds to wait for the dpkg lock", most=_DAY),
+    S("apt_update_timeout", POSITIVE, 120, False, "seconds an apt-get update may take before it is stopped and tried again (3 attempts)", most=_DAY),
+    S("deploy_lock_timeout", INT, 0, False, "seconds a second deploy on the same host waits", most=_DAY),
     S("ansible_host", HOST, None, False, "address to connect to (default: the host name)"),
     S("ansible_port", PORT, 22, False, "SSH port"),
     S("ansible_user", SSH_USER, _local_user, False, "SSH user (default: the local user)"),
@@ -126,13 +128,13 @@ SETTINGS: tuple[Setting, ...] = (
     # A site of many hosts (provisioner/config/topology.py, docs/topology.md).
     S("lb_group", UNIX_NAME, "lb", False, "inventory group of the balancers"),
     S("app_hosts_group", UNIX_NAME, "app", False, "inventory group of the app hosts behind them"),
-    S("private_address", HOST, lambda values: values["ansible_host"], True, "where balancers reach this host"),
+    S("private_address", ADDRESS, lambda values: values["ansible_host"], True, "where balancers reach this host"),
     S("upstream_method", UPSTREAM_METHOD, "least_conn", False, "how a balancer picks an app host"),
-    S("upstream_max_fails", INT, 1, True, "failed tries that take an app host out for upstream_fail_timeout"),
+    S("upstream_max_fails", INT, 1, True, "failed tries that take an app host out for upstream_fail_timeout", most=1000),
     S("upstream_fail_timeout", NGINX_TIME, "10s", True, "how long a failed app host is left out"),
     S("upstream_connect_timeout", NGINX_TIME, "1s", True, "a balancer gives up connecting to an app host"),
-    S("upstream_keepalive", INT, 32, True, "idle connections each balancer worker keeps to the app hosts"),
-    S("upstream_tries", POSITIVE, 3, True, "app hosts one request may be tried on"),
+    S("upstream_keepalive", INT, 32, True, "idle connections each balancer worker keeps to the app hosts", most=65535),
+    S("upstream_tries", POSITIVE, 3, True, "app hosts one request may be tried on", most=1000),
     S("upstream_retry_non_idempotent", BOOL, False, True, "also retry POST/PATCH on another app host"),
     S("firewall", BOOL, True, False, "app hosts admit http_port from the balancers only (nftables)"),
     S("serial", SERIAL, "", False, "deploy in batches of N hosts or N% (rolling release)"),
@@ -291,10 +293,13 @@ def _check(setting: Setting, value: Any, where: str, origin: str) -> Any:
                             f"ini/nginx file it is written to{at}", fix)
     try:
         checked = setting.kind.check(value)
+        if setting.most is not None and isinstance(checked, int) and checked > setting.most:
+            raise Invalid("more than any real host could use")
     except Invalid as invalid:
         detail = f" ({invalid})" if str(invalid) else ""
         example = setting.kind.example or _example(setting.default)
-        raise UserError(f"setting {setting.name} of {where} must be {setting.kind.desc}, got {_show(value)}"
+        most = f" and at most {setting.most}" if setting.most is not None else ""
+        raise UserError(f"setting {setting.name} of {where} must be {setting.kind.desc}{most}, got {_show(value)}"
                         f"{detail}{at}", f"write it like `{setting.name}: {example}`") from None
     return Secret(checked) if isinstance(value, Secret) and type(checked) is str else checked
 

@@ -52,7 +52,9 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
     """The hosts `pattern` selects from the inventories, with -e/-u/--private-key/vault applied; with
     --list-hosts, `show` them as Ansible does and stop. `usable_only`: leave out hosts whose settings
     are refused instead of refusing the run (the rest of a site, around the hosts a rolling release selects)."""
-    from provisioner.config.vault import vault_from_options  # here: `provision --help` needs none of it
+    from provisioner.config.local_input import ask_on_terminal  # here: `provision --help` needs none of it
+    from provisioner.errors import UserError
+    from provisioner.config.vault import vault_from_options
     from provisioner.inventory import default_inventory_path, load_inventory
     from provisioner.variables import Secret
     vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
@@ -70,7 +72,14 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
             show(f"    {name}")
         raise typer.Exit(0)
     hosts = [inv.hosts[n] for n in inv.names(pattern) if n not in inv.refused] if usable_only else inv.select(pattern)
+    for host in hosts:   # before any connection: a missing key would read as "connection refused"
+        if host.key_file is not None and not host.key_file.is_file():
+            raise UserError(f"ansible_ssh_private_key_file of host {host.name} is {host.key_file}, which is not a "
+                            "file", "point it at the private key (relative paths are relative to the inventory "
+                            "file), or pass --private-key FILE")
     if ask_become_pass:
+        ask_on_terminal("-K/--ask-become-pass", "set ansible_become_password in the inventory (encrypted with "
+                        "ansible-vault), or run from a terminal")
         password = Secret(getpass.getpass("sudo password: "))
         hosts = [replace(h, become_password=password) for h in hosts]
     return hosts

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from provisioner.config.local_input import ask_on_terminal, refuse_special_file
 from provisioner.errors import UserError
 
 HEADER = "$ANSIBLE_VAULT;"
@@ -122,8 +123,10 @@ def password_from_file(path: Path, vault_id: str, option: str) -> Password:
     is the password (a script that asks a password manager)."""
     path = Path(path).expanduser()
     source = f"{option} {path}"
+    refuse_special_file(path, "vault password file", str(path), "give a regular file to " + option)
     try:
         if os.access(path, os.X_OK) and path.is_file():
+            path = path.absolute()    # ./vault-pass.sh: this directory's, never one found on PATH
             done = subprocess.run([str(path)], capture_output=True, timeout=60)
             if done.returncode:
                 raise UserError(f"vault password script {path} failed (exit {done.returncode})",
@@ -164,5 +167,7 @@ def vault_from_options(password_files: list[Path], vault_ids: list[str], ask: bo
 
 
 def _prompt(vault_id: str) -> Password:
+    ask_on_terminal("--ask-vault-pass" if vault_id == DEFAULT_ID else f"--vault-id {vault_id}@prompt",
+                    "give the password in a file: --vault-password-file FILE (an executable one is run)")
     label = "Vault password: " if vault_id == DEFAULT_ID else f"Vault password ({vault_id}): "
     return Password(vault_id, getpass.getpass(label).encode(), "the password typed at the prompt")

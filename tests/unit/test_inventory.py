@@ -313,7 +313,7 @@ def test_a_typo_in_group_vars_names_the_group_the_line_and_the_setting(write):
 
 def test_a_bad_value_names_the_host_and_where_it_was_set(write):
     error = error_of(write("all:\n  vars:\n    app_source: app\n    uwsgi_processes: two\n  hosts: {prod1: }\n"))
-    assert error.cause.startswith("setting uwsgi_processes of host prod1 must be an integer >= 1, got 'two' "
+    assert error.cause.startswith("setting uwsgi_processes of host prod1 must be an integer >= 1 and at most 4096, got 'two' "
                                   "(set in group all, ")
     assert error.cause.endswith("inv.yml:4)")
 
