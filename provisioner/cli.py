@@ -151,7 +151,7 @@ def deploy(
             if batch_size:
                 from .engine.rolling import roll
                 everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
-                    "all", inventory, False, warn=lambda w: None, show=lambda line: None)}
+                    "all", inventory, False, warn=lambda w: None, show=lambda line: None, usable_only=True)}
                 reports, rolled = roll(STACK, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
                                        diff=diff, progress=progress)
             else:
@@ -289,16 +289,18 @@ def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS
     raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command()
 @inventory_options
-def run(ctx: typer.Context, host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS,
-        ask_become_pass: AskPass = False):
+def run(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False,
+        words: Annotated[Optional[list[str]], typer.Argument(
+            metavar="-- COMMAND...", help="The command, after -- (every option before it is run's own).")] = None):
     """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
     import shlex
 
     from .config.settings import redact
     from .engine.fanout import in_sessions
-    command = ctx.args[0] if len(ctx.args) == 1 else shlex.join(ctx.args)   # one argument: a shell line, as ssh takes
+    words = words or []
+    command = words[0] if len(words) == 1 else shlex.join(words)   # one argument: a shell line, as ssh takes
     if not command:
         raise UserError("no command given", "put it after --, e.g. provision run -H lab1 -- uptime")
     hosts = _hosts(host, inventory, ask_become_pass)

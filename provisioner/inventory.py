@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import provisioner
+from provisioner.config.foreign import ProjectNames
 from provisioner.config.inventory_ini import IniInventory
 from provisioner.config.inventory_yaml import YamlInventory, host_names
 from provisioner.config.model import Model, merge
@@ -64,13 +65,36 @@ class Host:
 class Inventory:
     path: Path                                 # the first source
     hosts: dict[str, Host]                     # in the order the sources give them
-    groups: dict[str, list[str]]               # group -> its hosts (with its children's), `all` included
+    groups: dict[str, list[str]]               # group -> its hosts in Ansible's order, `all` included
     warnings: list[str] = field(default_factory=list)
     sources: str = ""                          # every source, for messages
+    refused: dict[str, UserError] = field(default_factory=dict)   # hosts whose settings are refused
+    names_read: list[str] = field(default_factory=list)             # every host, in the order read
+
+    def __post_init__(self):
+        self.names_read = self.names_read or list(self.hosts)
+
+    def names(self, pattern: str) -> list[str]:
+        """The host names an Ansible host pattern selects (provisioner/config/patterns.py), in its order;
+        refused hosts included (for --list-hosts)."""
+        order = [name for name in self.names_read if name in self.hosts or name in self.refused]
+        return select(pattern, order, self.groups, self.sources)
 
     def select(self, pattern: str) -> list[Host]:
-        """Hosts named by an Ansible host pattern (provisioner/config/patterns.py), in inventory order."""
-        return [self.hosts[name] for name in select(pattern, list(self.hosts), self.groups, self.sources)]
+        """The hosts `pattern` selects; a UserError if one of them, or a host of its site (its balancers
+        or app hosts), has settings that are refused."""
+        names = self.names(pattern)
+        for name in names:
+            self.refuse(name)
+            host = self.hosts[name]
+            if host.vars.site_tier != "single":
+                for other in self.groups.get(host.vars.lb_group, []) + self.groups.get(host.vars.app_hosts_group, []):
+                    self.refuse(other)
+        return [self.hosts[name] for name in names]
+
+    def refuse(self, name: str) -> None:
+        if name in self.refused:
+            raise self.refused[name]
 
 
 def default_inventory_path() -> Path:
@@ -86,12 +110,14 @@ def default_inventory_path() -> Path:
 
 
 def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] = (), vault: Vault | None = None,
-                   user: str | None = None, private_key: Path | None = None) -> Inventory:
+                   user: str | None = None, private_key: Path | None = None, every_host: bool = True) -> Inventory:
     """Every host of `sources` with its resolved settings. `extra` are -e values, `user` and `private_key`
-    the -u and --private-key options (defaults an inventory's ansible_user / key file beat, as in Ansible)."""
+    the -u and --private-key options (defaults an inventory's ansible_user / key file beat, as in Ansible).
+    A host whose settings are refused is an error; without `every_host`, only once it is selected
+    (`Inventory.refused`): a shared inventory's other hosts never stop a run."""
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     vault = vault or Vault()
-    model, folders = Model(), []
+    model, folders, read = Model(), [], []
     for source in sources:
         if isinstance(source, str) and "," in source and not Path(source).exists():
             _read_host_list(model, source)
@@ -101,25 +127,33 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
         if not files:
             raise UserError(f"inventory folder {shown(path)} has no inventory files",
                             "add an inventory file (YAML or INI) to it, or pass one with -i FILE")
-        for file in files:
-            _read_file(model, file, vault)
+        read += [name for name in (_read_file(model, file, vault, path.is_dir()) for file in files) if name]
         folders.append(path if path.is_dir() else path.parent)
+    _check_hosts(model, read)
     vars_dirs = VarsDirs(model, folders + [Path.cwd()], vault)
     given = {"ansible_user": user, "ansible_ssh_private_key_file": private_key}
     command_line = model.vars_block({k: v for k, v in given.items() if v is not None}, "the command line",
                                     "-u/--private-key", {}, Path.cwd())
     highest = extra_vars(list(extra), model, vault)
-    hosts = {name: _host(name, in_groups, model, vars_dirs, command_line, highest)
-             for name, in_groups in model.host_groups().items()}
+    foreign = ProjectNames(folders + [Path.cwd()])
+    hosts, refused = {}, {}
+    for name, in_groups in model.host_groups().items():
+        try:
+            hosts[name] = _host(name, in_groups, model, vars_dirs, command_line, highest, foreign)
+        except UserError as error:
+            if every_host:
+                raise
+            refused[name] = error
     groups = model.members()
     hosts = with_topology(hosts, groups)   # balancers and app hosts: provisioner/config/topology.py
-    vars_dirs.warn_about_strays(set(groups), set(hosts))
+    vars_dirs.warn_about_strays(set(groups), set(hosts) | set(refused))
     for name in set(groups) & set(hosts):
-        model.warn(f"{name!r} is both a host and a group; selecting it selects both")
+        model.warn(f"{name!r} is both a host and a group; selecting it selects the host only, as in Ansible")
     for host in hosts.values():
         for warning in host.vars.warnings:
             model.warn(warning)
-    return Inventory(Path(sources[0]), hosts, groups, model.warnings, ", ".join(map(str, sources)))
+    return Inventory(Path(sources[0]), hosts, groups, model.warnings, ", ".join(map(str, sources)), refused,
+                     list(model.host_vars))
 
 
 def _inventory_files(folder: Path) -> list[Path]:
@@ -140,9 +174,11 @@ def _read_host_list(model: Model, source: str) -> None:
                 model.add_host(name, "ungrouped", kept, "-i")
 
 
-def _read_file(model: Model, path: Path, vault: Vault) -> None:
+def _read_file(model: Model, path: Path, vault: Vault, in_folder: bool) -> str | None:
     """One inventory file, YAML or INI: .yml/.yaml/.json are YAML, .ini is INI, any other name is YAML
-    when it reads as a YAML mapping of groups and INI otherwise (Ansible tries both in that order)."""
+    when it reads as a YAML mapping of groups and INI otherwise (Ansible tries both in that order).
+    The file's name as shown, or None for an inventory plugin's config in a folder (skipped, as Ansible
+    skips one whose plugin it cannot run)."""
     fix = f"point -i or PROVISION_INVENTORY at your inventory, or copy {DEFAULT_INVENTORY} from the project"
     text, encrypted = read_text(path, "inventory", vault, fix)
     name, base = shown(path), path.parent.resolve()
@@ -150,11 +186,31 @@ def _read_file(model: Model, path: Path, vault: Vault) -> None:
         parsed = parse_yaml(text, name, vault)
     elif path.suffix == ".ini" or not (parsed := _yaml_groups(text, name, vault)):
         IniInventory(model, name, base, secret=encrypted).read(text)
-        return
+        return name
     data, warnings = parsed
+    if isinstance(data, dict) and isinstance(data.get("plugin"), str):
+        plugin = f"{name} is the config of Ansible's inventory plugin {data['plugin']}"
+        export = f"export its hosts with `ansible-inventory -i {name} --list -y > hosts.yml` and pass that file"
+        if not in_folder:
+            raise UserError(f"{plugin}; provision reads static inventories (YAML, INI)", export)
+        model.warn(f"{plugin} (provision reads static inventories): skipped; to use it, {export}")
+        return None
     for warning in warnings:
         model.warn(warning)
     YamlInventory(model, name, base).read(as_secrets(data) if encrypted else data)
+    return name
+
+
+def _check_hosts(model: Model, read: list[str]) -> None:
+    """A file with groups but no hosts (a sample inventory with its hosts commented out) is read for its
+    groups and vars, as Ansible reads it; an error only when no file has a host."""
+    empty = [name for name in read if name not in model.sources_with_hosts]
+    if empty and not model.host_vars:
+        raise UserError(f"inventory {empty[0]} has no hosts",
+                        "add a host: INI `prod1 ansible_host=203.0.113.10` under `[web]`; YAML `all:` / "
+                        "`  hosts:` / `    prod1:` / `      ansible_host: 203.0.113.10`")
+    for name in empty:
+        model.warn(f"inventory {name} has no hosts: read for its groups and vars only")
 
 
 def _yaml_groups(text: str, name: str, vault: Vault) -> tuple | None:
@@ -168,7 +224,8 @@ def _yaml_groups(text: str, name: str, vault: Vault) -> tuple | None:
     return None
 
 
-def _host(name: str, groups: list[str], model: Model, dirs: VarsDirs, lowest: RawVars, highest: RawVars) -> Host:
+def _host(name: str, groups: list[str], model: Model, dirs: VarsDirs, lowest: RawVars, highest: RawVars,
+          foreign: ProjectNames) -> Host:
     raw = RawVars()
     layers = [lowest, model.groups["all"].vars, *(model.groups[g].vars for g in groups),
               *(dirs.of(f, "group_vars", "all") for f in dirs.folders),
@@ -179,7 +236,7 @@ def _host(name: str, groups: list[str], model: Model, dirs: VarsDirs, lowest: Ra
     raw.setdefault("ansible_host", name)
     source = model.files[name]
     try:
-        v = resolve(raw, where=f"host {name}", base_dir=Path.cwd())
+        v = resolve(raw, where=f"host {name}", base_dir=Path.cwd(), foreign=foreign)
     except UserError as error:
         cause = error.cause if source in error.cause else f"{source}: {error.cause}"
         raise UserError(cause, error.fix, error.code) from None

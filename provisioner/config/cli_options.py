@@ -48,25 +48,38 @@ def inventory_options(command: Callable) -> Callable:
 
 
 def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass: bool,
-                   warn: Callable[[str], None], show: Callable[[str], None]) -> list[Host]:
+                   warn: Callable[[str], None], show: Callable[[str], None], usable_only: bool = False) -> list[Host]:
     """The hosts `pattern` selects from the inventories, with -e/-u/--private-key/vault applied; with
-    --list-hosts, `show` them as Ansible does and stop."""
-    from provisioner.config.vault import vault_from_options  # here: `provision --help` needs none of it
+    --list-hosts, `show` them as Ansible does and stop. `usable_only`: leave out hosts whose settings
+    are refused instead of refusing the run (the rest of a site, around the hosts a rolling release selects)."""
+    from provisioner.config.local_input import ask_on_terminal  # here: `provision --help` needs none of it
+    from provisioner.errors import UserError
+    from provisioner.config.vault import vault_from_options
     from provisioner.inventory import default_inventory_path, load_inventory
     from provisioner.config.settings import Secret
     vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
                                _given.get("ask_vault_pass", False))
     inv = load_inventory(inventory or [default_inventory_path()], extra=_given.get("extra_vars") or [], vault=vault,
-                         user=_given.get("user"), private_key=_given.get("private_key"))
+                         user=_given.get("user"), private_key=_given.get("private_key"), every_host=False)
     for warning in inv.warnings:
         warn(warning)
-    hosts = inv.select(pattern)
-    if _given.get("list_hosts"):
-        show(f"  hosts ({len(hosts)}):")
-        for host in hosts:
-            show(f"    {host.name}")
+    if _given.get("list_hosts"):   # lists what the pattern selects, as Ansible does; a refused host is a warning
+        names = inv.names(pattern)
+        for name in (n for n in names if n in inv.refused):
+            warn(f"host {name} cannot be deployed: {inv.refused[name].cause}")
+        show(f"  hosts ({len(names)}):")
+        for name in names:
+            show(f"    {name}")
         raise typer.Exit(0)
+    hosts = [inv.hosts[n] for n in inv.names(pattern) if n not in inv.refused] if usable_only else inv.select(pattern)
+    for host in hosts:   # before any connection: a missing key would read as "connection refused"
+        if host.key_file is not None and not host.key_file.is_file():
+            raise UserError(f"ansible_ssh_private_key_file of host {host.name} is {host.key_file}, which is not a "
+                            "file", "point it at the private key (relative paths are relative to the inventory "
+                            "file), or pass --private-key FILE")
     if ask_become_pass:
+        ask_on_terminal("-K/--ask-become-pass", "set ansible_become_password in the inventory (encrypted with "
+                        "ansible-vault), or run from a terminal")
         password = Secret(getpass.getpass("sudo password: "))
         hosts = [replace(h, become_password=password) for h in hosts]
     return hosts

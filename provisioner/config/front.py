@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
 from provisioner.config.kinds import Invalid, Kind, text
 from provisioner.config.secret import Secret
 from provisioner.errors import UserError
@@ -152,8 +154,44 @@ def check_tls(values: dict, bases: dict, where: str, base_dir: Path) -> None:
     if mode == "files" and not (values["tls_certificate"] and values["tls_key"]):
         raise UserError(f"tls of {where} is files but tls_certificate or tls_key is not set",
                         "set tls_certificate (the chain) and tls_key (the key, best as !vault) or pick another tls")
+    if mode == "files":
+        _check_pair(values["tls_certificate"], values["tls_key"], where)
     names = values["server_name"].split()
     if mode == "acme" and (names == ["_"] or any("*" in name for name in names)):
         raise UserError(f"tls of {where} is acme but server_name is {values['server_name']!r}: an HTTP-01 "
                         "certificate needs the site's host names, without wildcards",
                         "set server_name to the names clients use (e.g. api.example.com)")
+
+
+def _pem_text(value: str | Path) -> bytes:
+    return value.read_bytes() if isinstance(value, Path) else str(value).encode()
+
+
+def _check_pair(certificate: str | Path, key: str | Path, where: str) -> None:
+    """The certificate chain is PEM, the key is a PEM private key without a passphrase, and the key is the
+    certificate's: nginx would refuse any of these only on the host, after the deploy started."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    shown = f" ({certificate})" if isinstance(certificate, Path) else ""
+    try:
+        chain = x509.load_pem_x509_certificates(_pem_text(certificate))
+    except ValueError:
+        raise UserError(f"tls_certificate of {where}{shown} is not a PEM certificate chain",
+                        "give the chain as PEM text or file (-----BEGIN CERTIFICATE-----; convert DER with "
+                        "openssl x509 -inform der -in cert.der -out cert.pem)") from None
+    try:
+        private = serialization.load_pem_private_key(_pem_text(key), password=None)
+    except TypeError:
+        raise UserError(f"tls_key of {where} is encrypted with a passphrase, which nginx cannot type",
+                        "remove the passphrase (openssl pkey -in key.pem -out plain.pem) and encrypt the "
+                        "file with ansible-vault instead") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise UserError(f"tls_key of {where} is not a PEM private key",
+                        "give the key as PEM text or file (-----BEGIN PRIVATE KEY-----)") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if chain[0].public_key().public_bytes(serialization.Encoding.PEM, public) != \
+            private.public_key().public_bytes(serialization.Encoding.PEM, public):
+        raise UserError(f"tls_key of {where} is not the key of tls_certificate{shown} (the first certificate "
+                        "of the chain)", "give the key the certificate was issued for, or put the site's "
+                        "certificate first in the chain")

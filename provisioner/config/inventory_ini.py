@@ -62,9 +62,6 @@ class IniInventory:
                 self.vars_line(line, group, at, number)
             else:
                 self.model.group(name_of(line.split()[0], "group", at), parent=group)
-        if self.name not in self.model.sources_with_hosts:
-            raise UserError(f"inventory {self.name} has no hosts",
-                            "add a host line, e.g. `prod1 ansible_host=203.0.113.10` under `[web]`")
 
     def host_line(self, line: str, group: str, at: str) -> None:
         try:

@@ -72,9 +72,6 @@ class YamlInventory:
                             "start the file with `all:` and put `hosts:`, `children:` and `vars:` under it")
         for name, body in data.items():
             self.group(name, body, None if name == "all" else "all", data.lines.get(name), ())
-        if self.name not in self.model.sources_with_hosts:
-            raise UserError(f"inventory {self.name} has no hosts",
-                            "add one: `all:` / `  hosts:` / `    prod1:` / `      ansible_host: 203.0.113.10`")
 
     def group(self, key: Any, body: Any, parent: str | None, line: int | None, trail: tuple[str, ...]) -> None:
         name = name_of(key, "group", self.at(line))

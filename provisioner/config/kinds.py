@@ -5,6 +5,7 @@ Split from provisioner/config/settings.py, which pairs each setting with one of 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ def _integer(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        if len(value.strip().lstrip("+-")) > 18:
+            raise Invalid(f"{len(value.strip())} digits: far beyond any real value")
         return int(value)
     raise Invalid()
 
@@ -130,6 +133,28 @@ def _packages(value: Any) -> list[str]:
     return list(value)
 
 
+def _var_names(value: Any) -> list[str]:
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    if names is None or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in names):
+        raise Invalid()
+    return list(names)
+
+
+def _address(value: Any) -> str:
+    """An IP address or a host name (letters, digits, - and _ between dots): what a balancer's nginx can
+    reach; a dotted number that is no IPv4 address (10.0.0.256) or a bad IPv6 one is refused."""
+    text = str(value) if isinstance(value, str) else ""
+    if re.fullmatch(r"[\d.]+", text) or ":" in text:
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            raise Invalid(f"{text!r} is not an IP address") from None
+    if len(text) > 253 or not re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+                                           r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?", text):
+        raise Invalid()
+    return text
+
+
 def _controller_path(value: Any) -> Path:
     if not isinstance(value, (str, Path)) or not str(value).strip():
         raise Invalid()
@@ -191,10 +216,12 @@ MODE = Kind("an octal mode like '660' or '666'", _chmod, "'660'")
 OWNER = text("user:group", rf"{_NAME}:{_NAME}", "model_api:www-data")
 PLUGINS = text("uWSGI plugin names separated by commas", r"([a-z0-9_]+( *, *[a-z0-9_]+)*)?", "python3", join=",")
 ENV = Kind("a mapping of environment variable names to strings", _env, "{LOG_LEVEL: info}")
+VAR_NAMES = Kind("a list of variable names", _var_names, "[httpd_port]")
 PACKAGES = Kind("a list of Debian package names", _packages, "[curl, htop]")
 CONTROLLER_DIR = Kind("a directory on this machine", _controller_path, "examples/model_api")
 KEY_FILE = _optional(Kind("a file on this machine", _controller_path, "~/.ssh/id_ed25519"))
 HOST = _optional(text("a host name or address", r"[^\s,/]+", "203.0.113.10"))
+ADDRESS = _optional(Kind("an IP address or a host name", _address, "10.0.0.11"))
 SSH_USER = text("a user name", r"[^\s:@/]+", "deploy")
 PASSWORD = _optional(Kind("a string", lambda value: Secret(_str_only(value, numbers=True)), "!secret s3cr3t"))
 SSH_ARGS = Kind("SSH options in one string", _ssh_args, "'-o ProxyJump=bastion.example.com'")

@@ -44,6 +44,7 @@ class Model:
 
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {"all": Group("all")}
+        self.children: dict[str, list[str]] = {}   # group -> its child groups, in the order they were read
         self.host_vars: dict[str, RawVars] = {}
         self.files: dict[str, str] = {}          # host -> the source that named it first, for messages
         self.sources_with_hosts: set[str] = set()
@@ -57,7 +58,7 @@ class Model:
         """One block of vars written at `at` (file, or file:line with `lines[name]`), for `where` ("group api")."""
         raw = RawVars(value, origins={k: f"{where}, {at}:{lines[k]}" if k in lines else f"{where}, {at}"
                                       for k in value})
-        kept, warnings = known_settings(raw, where=where)
+        kept, warnings = known_settings(raw, where=where, defer=True)
         for warning in warnings:
             self.warn(warning)
         kept.bases.update((name, base) for name in kept)
@@ -67,6 +68,8 @@ class Model:
         group = self.groups.setdefault(name, Group(name))
         if parent:
             group.parents.add(parent)
+            if name not in self.children.setdefault(parent, []):
+                self.children[parent].append(name)
         return group
 
     def set_priority(self, group: Group, value: Any, at: str) -> None:
@@ -130,10 +133,16 @@ class Model:
         return {host: sorted(groups - {"all"}, key=key) for host, groups in direct.items()}
 
     def members(self) -> dict[str, list[str]]:
-        """group -> its hosts (its children's included) in inventory order; `all` has every host."""
-        order = list(self.host_vars)
-        groups = {}
+        """group -> its hosts in Ansible's order: its own, then its children's, level by level (`all`:
+        its own, then ungrouped's, then the top groups' in the order they were read)."""
+        children = {name: list(self.children.get(name, ())) for name in self.groups}
+        tops = [g for g in self.groups if g != "all" and not self.groups[g].parents - {"all"}]
+        children["all"] = list(dict.fromkeys(["ungrouped"] * ("ungrouped" in self.groups) + tops))
+        members = {}
         for name in self.groups:
-            inside = {h for g in self.groups.values() if name in self.ancestors(g.name) for h in g.hosts}
-            groups[name] = [h for h in order if h in inside or name == "all"]
-        return groups
+            level, seen, hosts = [name], {name}, []
+            while level:
+                hosts += [h for g in level for h in self.groups[g].hosts]
+                level = [c for g in level for c in children[g] if c not in seen and not seen.add(c)]
+            members[name] = list(dict.fromkeys(hosts))
+        return members

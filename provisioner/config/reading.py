@@ -3,13 +3,15 @@ mappings remember their keys' lines, so every later error can name the file and 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from provisioner.config.local_input import refuse_special_file
 from provisioner.config.secret import Secret, as_secrets
-from provisioner.config.vault import Undecrypted, Vault, is_encrypted
+from provisioner.config.vault import Encrypted, Vault, is_encrypted
 from provisioner.errors import UserError
 
 
@@ -25,8 +27,9 @@ def read_text(path: Path, what: str, vault: Vault, fix: str = "check the path") 
     """The text of `path` (`what` it is, for messages: "inventory"), decrypted if ansible-vault encrypted
     it; and whether it was encrypted (then everything in it is a secret)."""
     name = shown(path)
+    refuse_special_file(path, what, name, fix)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")     # a byte-order mark (Windows editors) is not text
     except FileNotFoundError:
         raise UserError(f"{what} {name} not found", fix) from None
     except IsADirectoryError:
@@ -36,8 +39,24 @@ def read_text(path: Path, what: str, vault: Vault, fix: str = "check the path") 
     except OSError as error:
         raise UserError(f"cannot read {what} {name}: {error.strerror}", "check the path and its permissions") from None
     if is_encrypted(text):
-        return vault.decrypt(text, name), True
-    return text, False
+        text, encrypted = vault.decrypt(text, name), True
+    else:
+        encrypted = False
+    refuse_control_characters(text, name)
+    return text, encrypted
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def refuse_control_characters(text: str, name: str) -> None:
+    """A control character (a pasted colour escape, a NUL) is never meant: name its line, not YAML's reader."""
+    found = _CONTROL.search(text)
+    if found:
+        line = text.count("\n", 0, found.start()) + 1
+        raise UserError(f"{name}:{line}: a control character {found.group()!r} is in the text (a pasted terminal "
+                        "colour code or a binary file?)", f"delete it from line {line}; only tabs and line breaks "
+                        "are allowed")
 
 
 def load_yaml(path: Path, what: str, vault: Vault, fix: str = "check the path") -> tuple[Any, list[str]]:
@@ -49,6 +68,7 @@ def load_yaml(path: Path, what: str, vault: Vault, fix: str = "check the path") 
 
 def parse_yaml(text: str, name: str, vault: Vault) -> tuple[Any, list[str]]:
     """YAML `text` read from `name`, and warnings about keys written twice in one mapping."""
+    refuse_control_characters(text, name)
     loader = InventoryLoader(text, name, vault)
     try:
         data = loader.get_single_data()
@@ -56,6 +76,11 @@ def parse_yaml(text: str, name: str, vault: Vault) -> tuple[Any, list[str]]:
         raise _yaml_error(error, name) from None
     except yaml.YAMLError as error:
         raise UserError(f"{name}: {str(error).splitlines()[0]}", "fix the YAML syntax") from None
+    except ValueError:    # a number too long for int() (Python reads at most 4300 digits)
+        long = re.search(r"\d{4301,}", text)
+        line = f":{text.count(chr(10), 0, long.start()) + 1}" if long else ""
+        raise UserError(f"{name}{line}: a number of more than 4300 digits, beyond any real value",
+                        "shorten that number, or quote it if it is text") from None
     finally:
         loader.dispose()
     warnings = [f"{name}:{line}: {key!r} is written twice in the same mapping; the last one wins"
@@ -82,8 +107,8 @@ class LineMap(dict):
 
 
 class InventoryLoader(yaml.SafeLoader):
-    """SafeLoader + `!secret` (-> Secret), `!unsafe` (a plain string; Ansible's tag), `!vault` (decrypted
-    with the run's vault passwords into a Secret), and mappings that remember their keys' lines.
+    """SafeLoader + `!secret` (-> Secret), `!unsafe` (a plain string; Ansible's tag), `!vault` (an Encrypted
+    value, decrypted with the run's vault passwords into a Secret when a setting uses it), and mappings that remember their keys' lines.
     `.duplicates` lists (key, line) of keys written twice in one mapping (the later one wins, as in Ansible)."""
 
     def __init__(self, stream, name: str = "<text>", vault: Vault | None = None):
@@ -115,12 +140,8 @@ def _scalar(loader: InventoryLoader, node: yaml.Node, tag: str) -> str:
     return loader.construct_scalar(node)
 
 
-def _construct_vault(loader: InventoryLoader, node: yaml.Node) -> Secret | Undecrypted:
-    envelope = _scalar(loader, node, "!vault")
-    where = f"{loader.name}:{node.start_mark.line + 1}"
-    if not loader.vault.passwords:
-        return Undecrypted(where)
-    return Secret(loader.vault.decrypt(envelope, where))
+def _construct_vault(loader: InventoryLoader, node: yaml.Node) -> Encrypted:
+    return Encrypted(_scalar(loader, node, "!vault"), f"{loader.name}:{node.start_mark.line + 1}", loader.vault)
 
 
 InventoryLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)

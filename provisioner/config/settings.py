@@ -10,22 +10,22 @@ from __future__ import annotations
 import difflib
 import getpass
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import provisioner
 from provisioner.config.ansible_names import ALIASES, ANSIBLE_IGNORED, REFUSED_UNLESS
-from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
+from provisioner.config.kinds import (ABS_PATH, ADDRESS, APP_NAME, BOOL, CONTROLLER_DIR, DOTTED, ENV, HOST, INT, KEY_FILE, MODE,
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
-                                      UNIX_NAME, URL_DIR, URL_PATH, Invalid, Kind, integer)
+                                      UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Invalid, Kind, integer)
 from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.topology import SERIAL, UPSTREAM_METHOD
-from provisioner.config.vault import Undecrypted
+from provisioner.config.vault import Encrypted
 from provisioner.errors import UserError
 
 
@@ -47,11 +47,13 @@ class Setting:
     kind: Kind
     default: Any    # a value; a str with {other} is filled from other's final value; a callable computes it
     doc: str
+    most: int | None = None   # an integer's upper bound: beyond what any real host could use
     # Named at every declaration: written into an ini/nginx/unit file, so refused if it contains newline ; { } #
     conf: bool = field(kw_only=True)
 
 
 S = Setting
+_DAY, _YEAR = 86_400, 31_536_000   # seconds: upper bounds of timeouts and lifetimes
 # One line a setting, in dependency order (a templated or computed default follows what it uses).
 SETTINGS: tuple[Setting, ...] = (
     S("app_name", APP_NAME, "model_api", "names the site, unit, user, paths", conf=True),
@@ -63,12 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("app_group", UNIX_NAME, "{app_user}", "system group of the app", conf=True),
     S("app_root", ABS_PATH, "/srv/{app_name}", "releases under {app_root}/releases/ID, current link", conf=True),
     S("app_env", ENV, {}, "environment of the app (EnvironmentFile, mode 0640)", conf=False),
-    S("keep_releases", POSITIVE, 3, "old releases pruned", conf=False),
+    S("keep_releases", POSITIVE, 3, "old releases pruned", most=100, conf=False),
     S("health_path", URL_PATH, "/healthz", "checked through nginx after every deploy", conf=True),
     S("server_name", SERVER_NAMES, "_", "nginx server_name", conf=True),
     S("http_port", PORT, 80, "nginx listen port", conf=True),
-    S("nginx_listen_backlog", POSITIVE, 4096, "nginx accept queue on http_port (capped by net.core.somaxconn)", conf=True),
-    S("nginx_worker_connections", POSITIVE, 4096, "connections per nginx worker (two per proxied request)", conf=True),
+    S("nginx_listen_backlog", POSITIVE, 4096, "nginx accept queue on http_port (capped by net.core.somaxconn)", most=65535, conf=True),
+    S("nginx_worker_connections", POSITIVE, 4096, "connections per nginx worker (two per proxied request)", most=1_048_576, conf=True),
     S("static_url", URL_DIR, "/static/", "served by nginx from the release", conf=True),
     S("static_dir", REL_PATH, "static", "relative to app_source", conf=True),
     S("static_expires", NGINX_TIME, "7d", "nginx expires for static files", conf=True),
@@ -76,9 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("nginx_extra_config", RAW, "", "raw nginx text inside the server block (trusted)", conf=False),
     S("allowed_methods", METHODS, "GET HEAD POST PUT PATCH DELETE OPTIONS", "others get a JSON 405", conf=True),
     S("rate_limit", RATE, "", "requests per client address, like 10r/s (empty = off); over it: JSON 429", conf=True),
-    S("rate_limit_burst", INT, 20, "requests over rate_limit let through at once before 429s", conf=True),
+    S("rate_limit_burst", INT, 20, "requests over rate_limit let through at once before 429s", most=1_000_000, conf=True),
     S("rate_limit_locations", RATE_LOCATIONS, {}, "'[METHOD ]/path': rate of its own (replaces rate_limit)", conf=False),
-    S("rate_limit_conn", INT, 0, "open connections per client address (0 = no limit)", conf=True),
+    S("rate_limit_conn", INT, 0, "open connections per client address (0 = no limit)", most=1_000_000, conf=True),
     S("tls", TLS_MODE, "off", "HTTPS: off, self-signed, files (tls_certificate + tls_key) or acme", conf=True),
     S("https_port", PORT, 443, "nginx HTTPS port (http_port then redirects to it)", conf=True),
     S("tls_certificate", CERTIFICATE, "", "tls files: the certificate chain (PEM text or a file here)", conf=False),
@@ -91,8 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("waf", WAF_MODE, "off", "ModSecurity with the OWASP CRS: off, detect (log only) or block (403)", conf=True),
     S("waf_paranoia", integer(1, 4), 1, "CRS paranoia level: 1 (few false positives) to 4", conf=True),
     S("waf_exclusions", RULE_IDS, [], "CRS rule ids switched off (false positives of this app)", conf=False),
-    S("uwsgi_processes", POSITIVE, 2, "uWSGI processes", conf=True),
-    S("uwsgi_threads", POSITIVE, 2, "uWSGI threads per process", conf=True),
+    S("uwsgi_processes", POSITIVE, 2, "uWSGI processes", most=4096, conf=True),
+    S("uwsgi_threads", POSITIVE, 2, "uWSGI threads per process", most=1024, conf=True),
     S("uwsgi_socket", SOCKET, "/run/{app_name}/uwsgi.sock", "unix socket only", conf=True),
     S("uwsgi_chmod_socket", MODE, "660", "666 only if asked", conf=True),
     S("uwsgi_chown_socket", OWNER, "{app_user}:www-data", "owner of the socket", conf=True),
@@ -102,21 +104,21 @@ SETTINGS: tuple[Setting, ...] = (
     S("uwsgi_need_app", BOOL, True, "fail when the app does not load", conf=True),
     S("uwsgi_strict", BOOL, True, "refuse unknown uWSGI options", conf=True),
     S("uwsgi_lazy_apps", BOOL, True, "load the app in each worker (fork safety)", conf=True),
-    S("uwsgi_harakiri", INT, 60, "seconds before a stuck request is killed (0 = off)", conf=True),
+    S("uwsgi_harakiri", INT, 60, "seconds before a stuck request is killed (0 = off)", most=_DAY, conf=True),
     S("uwsgi_buffer_size", integer(1, 65535), 32768, "bytes", conf=True),
-    S("uwsgi_listen", POSITIVE, 1024, "listen backlog", conf=True),
-    S("uwsgi_max_requests", INT, 0, "requests before a worker is recycled (0 = off; see the recycling notes)", conf=True),
-    S("uwsgi_max_worker_lifetime", INT, 0, "seconds before a worker is recycled (0 = off)", conf=True),
-    S("uwsgi_worker_reload_mercy", POSITIVE, 15, "seconds a recycled worker may take to exit before SIGKILL", conf=True),
+    S("uwsgi_listen", POSITIVE, 1024, "listen backlog", most=65535, conf=True),
+    S("uwsgi_max_requests", INT, 0, "requests before a worker is recycled (0 = off; see the recycling notes)", most=1_000_000_000, conf=True),
+    S("uwsgi_max_worker_lifetime", INT, 0, "seconds before a worker is recycled (0 = off)", most=_YEAR, conf=True),
+    S("uwsgi_worker_reload_mercy", POSITIVE, 15, "seconds a recycled worker may take to exit before SIGKILL", most=_DAY, conf=True),
     S("uwsgi_request_logging", BOOL, False, "uWSGI logs every request (nginx's access log already does)", conf=True),
-    S("uwsgi_log_slow", INT, 1000, "uWSGI logs requests slower than this many ms (0 = off)", conf=True),
+    S("uwsgi_log_slow", INT, 1000, "uWSGI logs requests slower than this many ms (0 = off)", most=_DAY * 1000, conf=True),
     S("uwsgi_plugins", PLUGINS, "python3", "uWSGI plugins", conf=True),
-    S("uwsgi_read_timeout", SECONDS, _read_timeout, "nginx uwsgi_read_timeout (harakiri + 5, or 60)", conf=True),
+    S("uwsgi_read_timeout", SECONDS, _read_timeout, "nginx uwsgi_read_timeout (harakiri + 5, or 60)", most=_DAY, conf=True),
     S("base_packages", PACKAGES, [], "extra Debian packages on every host", conf=False),
-    S("apt_cache_valid_time", INT, 3600, "apt-get update only when the lists are older (seconds)", conf=False),
-    S("apt_lock_timeout", INT, 300, "seconds to wait for the dpkg lock", conf=False),
-    S("apt_update_timeout", POSITIVE, 120, "seconds an apt-get update may take before it is stopped and tried again (3 attempts)", conf=False),
-    S("deploy_lock_timeout", INT, 0, "seconds a second deploy on the same host waits", conf=False),
+    S("apt_cache_valid_time", INT, 3600, "apt-get update only when the lists are older (seconds)", most=_YEAR, conf=False),
+    S("apt_lock_timeout", INT, 300, "seconds to wait for the dpkg lock", most=_DAY, conf=False),
+    S("apt_update_timeout", POSITIVE, 120, "seconds an apt-get update may take before it is stopped and tried again (3 attempts)", most=_DAY, conf=False),
+    S("deploy_lock_timeout", INT, 0, "seconds a second deploy on the same host waits", most=_DAY, conf=False),
     S("ansible_host", HOST, None, "address to connect to (default: the host name)", conf=False),
     S("ansible_port", PORT, 22, "SSH port", conf=False),
     S("ansible_user", SSH_USER, _local_user, "SSH user (default: the local user)", conf=False),
@@ -128,16 +130,17 @@ SETTINGS: tuple[Setting, ...] = (
     # A site of many hosts (provisioner/config/topology.py, docs/topology.md).
     S("lb_group", UNIX_NAME, "lb", "inventory group of the balancers", conf=False),
     S("app_hosts_group", UNIX_NAME, "app", "inventory group of the app hosts behind them", conf=False),
-    S("private_address", HOST, lambda values: values["ansible_host"], "where balancers reach this host", conf=True),
+    S("private_address", ADDRESS, lambda values: values["ansible_host"], "where balancers reach this host", conf=True),
     S("upstream_method", UPSTREAM_METHOD, "least_conn", "how a balancer picks an app host", conf=False),
-    S("upstream_max_fails", INT, 1, "failed tries that take an app host out for upstream_fail_timeout", conf=True),
+    S("upstream_max_fails", INT, 1, "failed tries that take an app host out for upstream_fail_timeout", most=1000, conf=True),
     S("upstream_fail_timeout", NGINX_TIME, "10s", "how long a failed app host is left out", conf=True),
     S("upstream_connect_timeout", NGINX_TIME, "1s", "a balancer gives up connecting to an app host", conf=True),
-    S("upstream_keepalive", INT, 32, "idle connections each balancer worker keeps to the app hosts", conf=True),
-    S("upstream_tries", POSITIVE, 3, "app hosts one request may be tried on", conf=True),
+    S("upstream_keepalive", INT, 32, "idle connections each balancer worker keeps to the app hosts", most=65535, conf=True),
+    S("upstream_tries", POSITIVE, 3, "app hosts one request may be tried on", most=1000, conf=True),
     S("upstream_retry_non_idempotent", BOOL, False, "also retry POST/PATCH on another app host", conf=True),
     S("firewall", BOOL, True, "app hosts admit http_port from the balancers only (nftables)", conf=False),
     S("serial", SERIAL, "", "deploy in batches of N hosts or N% (rolling release)", conf=False),
+    S("provision_ignore", VAR_NAMES, [], "variables of other roles that look like a typo of a setting", conf=False),
 )
 del S
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -193,14 +196,18 @@ def _typo_of(name: str, candidates: Iterable[str]) -> str | None:
     return None
 
 
-def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
-    """Sort the names of one vars block: settings are kept (Ansible aliases renamed to their setting),
-    names close to a setting are a UserError suggesting it, Ansible connection variables whose value
-    would change how to connect are a UserError, Ansible's harmless ones are dropped silently, other
-    names with a warning. A `!vault` value read without a vault password is an error once a setting uses it."""
+def known_settings(raw: Mapping, *, where: str, defer: bool = False,
+                   foreign: Container[str] = ()) -> tuple[RawVars, list[str]]:
+    """Sort the names of one vars block: settings are kept (Ansible aliases renamed to their setting, `!vault`
+    values decrypted into Secrets), Ansible's harmless connection variables are dropped silently, names of
+    other roles with a warning (silently when `foreign`: the project's roles use them, or provision_ignore
+    lists them). A name close to a setting is a UserError suggesting it; an Ansible connection variable
+    whose value would change how to connect is a UserError. With `defer` (one block, before the host's vars
+    are merged) those two are kept as written, so only a selected host whose merged vars hold them fails."""
     kept, warnings = RawVars(), []
     everything = list(SETTINGS_BY_NAME) + list(ALIASES)
     connection = [name for name in everything if name.startswith("ansible_")]
+    ignored = _names_in(raw.get("provision_ignore"))
     for name, value in raw.items():
         origin = _origin(raw, name)
         at = origin or where
@@ -211,31 +218,48 @@ def known_settings(raw: Mapping, *, where: str) -> tuple[RawVars, list[str]]:
             if setting != name and setting in raw:
                 warnings.append(f"{name} ({at}) is ignored: {setting} is set too")
                 continue
-            _refuse_undecrypted(value, setting)
-            kept[setting] = value
-            if origin:
-                kept.origins[setting] = origin
-            if name in getattr(raw, "bases", {}):
-                kept.bases[setting] = raw.bases[name]
+            _keep(kept, raw, name, setting, value if defer else _decrypted(value, setting))
         elif name in REFUSED_UNLESS:
             fine, why = REFUSED_UNLESS[name]
-            if value not in (None, "") and str(value).strip().lower() not in fine:
+            if defer:                  # kept either way: a host's harmless value beats its group's refused one
+                _keep(kept, raw, name, name, value)
+            elif value not in (None, "") and str(value).strip().lower() not in fine:
                 raise UserError(f"{name} ({at}) is refused: {why}", f"remove {name} from the inventory")
-        elif name not in ANSIBLE_IGNORED:
-            match = _typo_of(name, connection if name.startswith("ansible_") else everything)
-            if match:
-                match = ALIASES.get(match, match)
-                raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",
-                                f"rename it to {match} (the settings are listed in docs/settings.md)")
+        elif name in ANSIBLE_IGNORED or name in ignored or name in foreign:
+            continue
+        elif match := _typo_of(name, connection if name.startswith("ansible_") else everything):
+            if defer:
+                _keep(kept, raw, name, name, value)
+                continue
+            match = ALIASES.get(match, match)
+            raise UserError(f"unknown setting {name!r} ({at}); did you mean {match!r}?",
+                            f"rename it to {match}; if another role of yours reads {name}, list it in "
+                            "provision_ignore (docs/settings.md)")
+        else:
             warnings.append(f"unknown setting {name!r} ({at}) is ignored: not a provision setting")
     return kept, warnings
 
 
-def _refuse_undecrypted(value: Any, name: str) -> None:
-    if isinstance(value, Undecrypted):
-        raise value.refuse(name)
-    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
-        _refuse_undecrypted(item, name)
+def _keep(kept: RawVars, raw: Mapping, name: str, setting: str, value: Any) -> None:
+    kept[setting] = value
+    if _origin(raw, name):
+        kept.origins[setting] = _origin(raw, name)
+    if name in getattr(raw, "bases", {}):
+        kept.bases[setting] = raw.bases[name]
+
+
+def _names_in(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+        if isinstance(value, list) else []
+
+
+def _decrypted(value: Any, name: str) -> Any:
+    """`value` with every `!vault` value in it decrypted into a Secret (the only moment one is)."""
+    if isinstance(value, Encrypted):
+        return Secret(value.decrypt(name))
+    if isinstance(value, dict):
+        return {key: _decrypted(item, name) for key, item in value.items()}
+    return [_decrypted(item, name) for item in value] if isinstance(value, list) else value
 
 
 # --- resolve -------------------------------------------------------------------------------------
@@ -258,10 +282,13 @@ def _check(setting: Setting, value: Any, where: str, origin: str) -> Any:
                             f"ini/nginx file it is written to{at}", fix)
     try:
         checked = setting.kind.check(value)
+        if setting.most is not None and isinstance(checked, int) and checked > setting.most:
+            raise Invalid("more than any real host could use")
     except Invalid as invalid:
         detail = f" ({invalid})" if str(invalid) else ""
         example = setting.kind.example or _example(setting.default)
-        raise UserError(f"setting {setting.name} of {where} must be {setting.kind.desc}, got {_show(value)}"
+        most = f" and at most {setting.most}" if setting.most is not None else ""
+        raise UserError(f"setting {setting.name} of {where} must be {setting.kind.desc}{most}, got {_show(value)}"
                         f"{detail}{at}", f"write it like `{setting.name}: {example}`") from None
     return Secret(checked) if isinstance(value, Secret) and type(checked) is str else checked
 
@@ -279,10 +306,11 @@ def _default(setting: Setting, values: dict) -> Any:
     return default.copy() if isinstance(default, (list, dict)) else default
 
 
-def resolve(raw: Mapping, *, where: str, base_dir: Path) -> "Vars":
+def resolve(raw: Mapping, *, where: str, base_dir: Path, foreign: Container[str] = ()) -> "Vars":
     """The validated, typed, defaults-filled settings of one host, from its merged raw vars
-    (host > group > all already applied). `where` names the host in messages ("host prod1")."""
-    given, warnings = known_settings(raw, where=where)
+    (host > group > all already applied). `where` names the host in messages ("host prod1");
+    `foreign` the names other roles of the project read (never taken for a typo of a setting)."""
+    given, warnings = known_settings(raw, where=where, foreign=foreign)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.name in given:

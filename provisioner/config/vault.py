@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from provisioner.config.local_input import ask_on_terminal, refuse_special_file
 from provisioner.errors import UserError
 
 HEADER = "$ANSIBLE_VAULT;"
@@ -42,16 +43,23 @@ class Password:
     source: str        # where it came from, for messages ("--vault-password-file pw.txt")
 
 
-class Undecrypted:
-    """A `!vault` value read while no vault password was given: an error only if a setting uses it
-    (as in Ansible, vaulted values that nothing reads need no password)."""
+class Encrypted:
+    """A `!vault` value, decrypted only when a setting of a selected host uses it (as in Ansible: a vaulted
+    value nothing reads needs no password, and one encrypted with another password blocks nothing).
+    Decrypted once, however many hosts share it."""
 
-    def __init__(self, where: str):
-        self.where = where
+    def __init__(self, envelope: str, where: str, vault: "Vault"):
+        self.envelope, self.where, self.vault = envelope, where, vault
+        self._plain: str | None = None
 
-    def refuse(self, name: str) -> UserError:
-        return UserError(f"{name} ({self.where}) is encrypted with ansible-vault and no vault password was given",
-                         HOW_TO_GIVE)
+    def decrypt(self, name: str) -> str:
+        """The plain text; a UserError naming setting `name` and where the value is written if it cannot be."""
+        if self._plain is None:
+            if not self.vault.passwords:
+                raise UserError(f"{name} ({self.where}) is encrypted with ansible-vault and no vault password "
+                                "was given", HOW_TO_GIVE)
+            self._plain = self.vault.decrypt(self.envelope, self.where)
+        return self._plain
 
 
 class Vault:
@@ -115,8 +123,10 @@ def password_from_file(path: Path, vault_id: str, option: str) -> Password:
     is the password (a script that asks a password manager)."""
     path = Path(path).expanduser()
     source = f"{option} {path}"
+    refuse_special_file(path, "vault password file", str(path), "give a regular file to " + option)
     try:
         if os.access(path, os.X_OK) and path.is_file():
+            path = path.absolute()    # ./vault-pass.sh: this directory's, never one found on PATH
             done = subprocess.run([str(path)], capture_output=True, timeout=60)
             if done.returncode:
                 raise UserError(f"vault password script {path} failed (exit {done.returncode})",
@@ -157,5 +167,7 @@ def vault_from_options(password_files: list[Path], vault_ids: list[str], ask: bo
 
 
 def _prompt(vault_id: str) -> Password:
+    ask_on_terminal("--ask-vault-pass" if vault_id == DEFAULT_ID else f"--vault-id {vault_id}@prompt",
+                    "give the password in a file: --vault-password-file FILE (an executable one is run)")
     label = "Vault password: " if vault_id == DEFAULT_ID else f"Vault password ({vault_id}): "
     return Password(vault_id, getpass.getpass(label).encode(), "the password typed at the prompt")

@@ -87,7 +87,8 @@ def test_children_any_depth_and_membership(precedence):
     assert precedence.groups["europe"] == ["web1", "web2"]
     assert precedence.groups["paris_api"] == ["web1", "web2"]
     assert precedence.groups["zeta"] == ["web2", "web3"]
-    assert precedence.groups["all"] == ["web1", "web2", "web3", "lonely"]
+    # Ansible's order: all's own hosts, then its children's level by level (ansible all --list-hosts)
+    assert precedence.groups["all"] == ["lonely", "web2", "web3", "web1"]
     assert precedence.groups["ungrouped"] == ["lonely"]
     assert precedence.hosts["lonely"].vars.uwsgi_processes == 1
     assert precedence.hosts["web1"].vars.app_source == FIXTURES / "app"
@@ -217,8 +218,8 @@ def test_select(precedence):
     names = lambda hosts: [h.name for h in hosts]   # noqa: E731
     assert names(precedence.select("web3")) == ["web3"]
     assert names(precedence.select("zeta")) == ["web2", "web3"]
-    assert names(precedence.select("all")) == ["web1", "web2", "web3", "lonely"]
-    assert names(precedence.select("lonely, paris")) == ["web1", "web2", "lonely"]
+    assert names(precedence.select("all")) == ["lonely", "web2", "web3", "web1"]
+    assert names(precedence.select("lonely, paris")) == ["lonely", "web1", "web2"]
     assert names(precedence.select("web*")) == ["web1", "web2", "web3"]
     assert names(precedence.select("zeta,web2,web3")) == ["web2", "web3"]
 
@@ -232,9 +233,10 @@ def test_select_an_unknown_name_lists_the_known_ones(precedence):
         precedence.select(" , ")
 
 
-def test_select_an_empty_group_is_an_error(write):
+def test_an_empty_group_selects_nothing_and_a_pattern_that_selects_no_host_is_an_error(write):
     inv = load_inventory(write("all:\n  hosts: {h: }\n  vars: {app_source: app}\n  children:\n    empty:\n"))
-    with pytest.raises(UserError, match="group 'empty' .* has no hosts"):
+    assert [host.name for host in inv.select("empty:h")] == ["h"]       # Ansible: an empty group adds nothing
+    with pytest.raises(UserError, match="selects no host of .* \\(group 'empty' has no hosts\\)"):
         inv.select("empty")
 
 
@@ -311,7 +313,7 @@ def test_a_typo_in_group_vars_names_the_group_the_line_and_the_setting(write):
 
 def test_a_bad_value_names_the_host_and_where_it_was_set(write):
     error = error_of(write("all:\n  vars:\n    app_source: app\n    uwsgi_processes: two\n  hosts: {prod1: }\n"))
-    assert error.cause.startswith("setting uwsgi_processes of host prod1 must be an integer >= 1, got 'two' "
+    assert error.cause.startswith("setting uwsgi_processes of host prod1 must be an integer >= 1 and at most 4096, got 'two' "
                                   "(set in group all, ")
     assert error.cause.endswith("inv.yml:4)")
 
@@ -338,7 +340,7 @@ def test_duplicate_keys_are_warnings(write):
 def test_a_name_both_host_and_group_warns(write):
     inv = load_inventory(write("all:\n  vars: {app_source: app}\n  children:\n    web:\n      hosts: {web: , w2: }\n"))
     assert any("'web' is both a host and a group" in w for w in inv.warnings)
-    assert [h.name for h in inv.select("web")] == ["web", "w2"]
+    assert [h.name for h in inv.select("web")] == ["web"]     # the host only, as in Ansible
 
 
 def test_a_folder_is_every_inventory_in_it(tmp_path):

@@ -140,7 +140,7 @@ def test_key_file_expands_home_and_is_relative_to_the_inventory_dir(app, monkeyp
 
 def test_wrong_type_names_setting_host_kind_and_value(app):
     error = error_of(app, uwsgi_processes="two")
-    assert error.cause == "setting uwsgi_processes of host prod1 must be an integer >= 1, got 'two'"
+    assert error.cause == "setting uwsgi_processes of host prod1 must be an integer >= 1 and at most 4096, got 'two'"
     assert "uwsgi_processes: 2" in error.fix
     assert error.code == 2
 

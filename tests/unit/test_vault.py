@@ -91,6 +91,7 @@ def test_passwords_from_the_environment_an_executable_and_the_prompt(tmp_path, m
     os.chmod(script, 0o755)
     assert vault_from_options([script], [], False).passwords[0].secret == b"prod-vault-password"
     monkeypatch.setattr("getpass.getpass", lambda prompt: f"typed at {prompt}")
+    monkeypatch.setattr("provisioner.config.vault.ask_on_terminal", lambda option, fix: None)   # as on a terminal
     typed = vault_from_options([], ["prod@prompt"], ask=True).passwords
     assert [(p.vault_id, p.secret) for p in typed] == [("prod", b"typed at Vault password (prod): "),
                                                        ("default", b"typed at Vault password: ")]
