@@ -21,6 +21,7 @@ from provisioner.config.kinds import (ABS_PATH, ADDRESS, APP_NAME, BOOL, CONTROL
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Invalid, Kind, integer)
+from provisioner.config.app_check import check_app
 from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
@@ -335,6 +336,7 @@ def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, wa
         raise UserError(f"app_source of {where} is {source}, which is not a directory{at}",
                         "set app_source to the directory of your app (relative paths are relative "
                         "to the inventory file)")
+    warnings.extend(check_app(source, values["app_module"], where))
     if values["app_user"] == "root":
         raise UserError(f"app_user of {where} is root; the app must never run as root",
                         "leave app_user unset (it defaults to app_name) or name an unprivileged user")

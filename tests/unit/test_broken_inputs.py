@@ -184,3 +184,26 @@ def test_a_private_address_that_is_not_an_address_is_refused(hosts, address):
 def test_a_missing_key_file_is_refused_before_connecting(hosts):
     cause = refused("status", "-H", "web1", "-i", hosts, "-e", "ansible_ssh_private_key_file=keys/none")
     assert cause.startswith("error: ansible_ssh_private_key_file of host web1 is ") and "which is not a file" in cause
+
+
+def test_an_app_with_a_syntax_error_is_refused_before_connecting(tmp_path, hosts, monkeypatch):
+    """On a controller Python at least as new as the hosts' the error is certain (exit 2); on an older one
+    (this machine's 3.11 against Debian 13's 3.13) the host's Python may take the syntax: a warning."""
+    from provisioner.config import app_check
+    from provisioner.errors import UserError
+    from provisioner.inventory import load_inventory
+    package = tmp_path / "app" / "shop"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "wsgi.py").write_text("def app(environ, start_response:\n    return []\n")
+    inventory = tmp_path / "site.ini"
+    inventory.write_text("[web]\nweb1\n[web:vars]\napp_source=app\napp_module=shop.wsgi\n")
+    monkeypatch.setattr(app_check, "NEWEST_HOST_PYTHON", (3, 0))
+    with pytest.raises(UserError) as caught:
+        load_inventory(inventory)
+    assert caught.value.cause.startswith("site.ini: app_module shop.wsgi of host web1 would not load: ")
+    assert caught.value.cause.endswith("shop/wsgi.py:1: '(' was never closed")
+    monkeypatch.setattr(app_check, "NEWEST_HOST_PYTHON", (99, 0))
+    assert any("shop/wsgi.py:1: '(' was never closed (on this Python" in w for w in load_inventory(inventory).warnings)
+    (package / "wsgi.py").write_text("def app(environ, start_response):\n    return []\n")
+    assert not any("would not load" in w for w in load_inventory(inventory).warnings)
