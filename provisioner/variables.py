@@ -23,7 +23,7 @@ from provisioner.config.kinds import (ABS_PATH, APP_NAME, BOOL, CONTROLLER_DIR, 
 from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
-from provisioner.config.topology import SERIAL, UPSTREAM_METHOD
+from provisioner.config.topology import FLOATING, SERIAL, UPSTREAM_METHOD, VRRP_PASSWORD, vrrp_password, vrrp_router_id
 from provisioner.config.vault import Undecrypted
 from provisioner.errors import UserError
 
@@ -136,11 +136,16 @@ SETTINGS: tuple[Setting, ...] = (
     S("upstream_retry_non_idempotent", BOOL, False, True, "also retry POST/PATCH on another app host"),
     S("firewall", BOOL, True, False, "app hosts admit http_port from the balancers only (nftables)"),
     S("serial", SERIAL, "", False, "deploy in batches of N hosts or N% (rolling release)"),
+    S("floating_address", FLOATING, "", True, "the balancers' shared IPv4 address, moved by keepalived (VRRP)"),
+    S("floating_interface", UNIX_NAME, "eth0", True, "the balancers' interface that holds floating_address"),
+    S("floating_standby", BOOL, False, False, "this balancer gives floating_address up (maintenance)"),
+    S("vrrp_router_id", integer(0, 255), vrrp_router_id, True, "VRRP virtual router id, unique on the network"),
+    S("vrrp_password", VRRP_PASSWORD, vrrp_password, True, "VRRP authentication (PASS, 8 characters, sent in clear)"),
 )
 del S
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 # Computed from the whole inventory, not set by a user: a host's place in a site of many hosts.
-STANDALONE = {"site_tier": "single", "upstream": [], "balancers": []}
+STANDALONE = {"site_tier": "single", "upstream": [], "balancers": [], "vrrp_peers": [], "vrrp_priority": 0}
 
 # Other names Ansible gives the connection settings (the canonical name wins when both are set).
 ALIASES = {
