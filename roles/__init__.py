@@ -11,7 +11,7 @@ from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
 
-from . import app, balancer, base, firewall, front, nginx, tls, uwsgi
+from . import app, balancer, base, firewall, floating, front, nginx, tls, uwsgi
 from .layout import Layout
 
 
@@ -29,13 +29,13 @@ class NotOnBalancers:
 
 
 class NginxUwsgi(Stack):
-    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer)
+    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer, floating)
     templates = TEMPLATES_DIR
     log_services = ("nginx", "uwsgi", "app")
 
     def health(self, v, tries: int = 20) -> str:
         """The health path through nginx, as a client naming the site would ask."""
-        return http_check(v.http_port, _site_name(v), v.health_path, tries)
+        return http_check(v.http_port, site_name(v), v.health_path, tries)
 
     def health_label(self, v) -> str:
         through = " to the app hosts" if v.site_tier == "balancer" else ""
@@ -83,7 +83,8 @@ class NginxUwsgi(Stack):
     def _behind_nginx(self, v, **params) -> str:
         """A look at what nginx passes to: a balancer's app hosts (asked from here), or the host's uWSGI."""
         if v.site_tier == "balancer":
-            return self._look(v, "doctor-upstream.sh", function("check_app_hosts", self._app_host_checks(v)), **params)
+            return "\n".join([self._look(v, "doctor-upstream.sh", function("check_app_hosts", self._app_host_checks(v)),
+                                          **params), floating.doctor(v)])
         return self._look(v, "doctor-uwsgi.sh", **params)
 
     def _look(self, v, script: str, *functions: str, **params) -> str:
@@ -105,14 +106,14 @@ class NginxUwsgi(Stack):
         and answer, asked straight from the balancer as its own requests go (doctor-upstream.sh)."""
         lines = [":"]
         for name, address in v.upstream:
-            check = http_check(v.http_port, _site_name(v), v.health_path, tries=1, address=address)
+            check = http_check(v.http_port, site_name(v), v.health_path, tries=1, address=address)
             lines += [f"answer=$({{\n{check}\n}} 2>&1)", "rc=$?",
                       cmd("printf", r"%s\t%s\t%s\t%s\n", name, f"{address}:{v.http_port}", Raw('"$rc"'),
                           Raw('"$(printf \'%s\' "$answer" | tail -n 1)"'))]
         return "\n".join(lines)
 
 
-def _site_name(v) -> str:
+def site_name(v) -> str:
     """The Host a client naming the site sends (localhost for a catch-all site)."""
     return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
 

@@ -1,8 +1,14 @@
-"""An app host behind balancers admits the app's ports from the balancers only (nftables).
+"""An app host behind balancers admits the app's ports from the balancers only (nftables); a balancer
+with a floating address admits VRRP from the other balancers only (the same file, unit and table name).
 
 Its own table (`inet provision_APP`) in its own file, loaded by its own unit: the host's other
 rules, and Debian's nftables.service, are left alone. A host that stops being an app host behind
 balancers (or sets firewall: false) loses the table, the file and the unit.
+
+While its app is down (the app's unit stopped or failed, no standby serving) the host refuses its
+balancers with a third table, `inet provision_APP_down`, which the app's unit loads as it stops and
+deletes once it is ready (a drop-in): a balancer then counts the host failed at its first request and
+tries the next, a POST too, instead of passing on the 502 of the host's nginx (docs/topology.md).
 
 For a rolling release the same host takes itself out of the balancers' traffic with a second table,
 `inet provision_APP_drain` (app-drain.sh), and no balancer reloads. A deploy outside a roll declares
@@ -17,41 +23,64 @@ from provisioner.config.topology import UPSTREAM_KEEPALIVE_SECONDS
 from provisioner.engine.handlers import Handler
 from provisioner.errors import UserError
 from provisioner.remote.quoting import assign, cmd
-from provisioner.resources import Absent, Decision, Resource, Service, SystemdUnit, SystemFacts, Template
+from provisioner.resources import (Absent, Decision, Directory, Resource, Service, SystemdUnit, SystemFacts,
+                                   Template)
 from provisioner.templating import render
 
 from .app import context
+from . import floating
 from .base import packages
-from .layout import Layout
+from .layout import Layout, uwsgi_sockets
 
 
 def wanted(v) -> bool:
     return v.site_tier == "app" and v.firewall
 
 
+def guards_vrrp(v) -> bool:
+    """A balancer with a floating address admits VRRP from the other balancers only."""
+    return floating.wanted(v) and v.firewall
+
+
 def resources(v):
     at = Layout.of(v)
-    if wanted(v):
+    if wanted(v) or guards_vrrp(v):
         yield packages(v, "nftables")
-        yield Template(at.firewall_rules, "nftables/app-firewall.nft.j2", rules_context(v),
+        rules = "nftables/app-firewall.nft.j2" if wanted(v) else "nftables/balancer-vrrp.nft.j2"
+        yield Template(at.firewall_rules, rules, rules_context(v), notify=("reload firewall",))
+    if wanted(v):
+        yield Template(at.app_down_rules, "nftables/app-down.nft.j2", {**rules_context(v), "table": down_table(v)},
+                       notify=("refresh app-down table",))
+        yield Directory(at.app_unit_dropin.rpartition("/")[0])
+        yield Template(at.app_unit_dropin, "systemd/app-down.conf.j2", down_context(v), kind=SystemdUnit)
+    if wanted(v) or guards_vrrp(v):
+        yield Template(at.firewall_unit_file, "systemd/provision-firewall.service.j2",
+                       {**rules_context(v), "app_unit": at.unit if wanted(v) else ""}, kind=SystemdUnit,
                        notify=("reload firewall",))
-        yield Template(at.firewall_unit_file, "systemd/provision-firewall.service.j2", rules_context(v),
-                       kind=SystemdUnit, notify=("reload firewall",))
         yield Service(at.firewall_unit)
     else:
-        for path in (at.firewall_rules, at.firewall_unit_file, _wants_link(at)):
+        # a balancer runs no app: it has no app unit to hold a drop-in
+        app_paths = (at.app_down_rules, at.app_unit_dropin) if v.site_tier != "balancer" else ()
+        for path in (at.firewall_rules, *app_paths, at.firewall_unit_file, _wants_link(at)):
             yield Absent(path, notify=("drop firewall",))
     if v.site_tier == "app":
         yield InTheTraffic(drain_table(v), rolling=v.rolling)
 
 
 def handlers(v):
-    at, table = Layout.of(v), table_name(v)
+    at = Layout.of(v)
+    reload = Handler("reload firewall", check=f"nft -c -f {at.firewall_rules}", run=f"nft -f {at.firewall_rules}")
+    if guards_vrrp(v):
+        return [reload]
     if wanted(v):
-        return [Handler("reload firewall", check=f"nft -c -f {at.firewall_rules}", run=f"nft -f {at.firewall_rules}")]
-    return [Handler("drop firewall",
-                    run=f"systemctl stop {at.firewall_unit} 2>/dev/null; systemctl daemon-reload; "
-                        f"if nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table}; fi")]
+        down = down_table(v)
+        return [reload,
+                # new balancers while the app is down: the loaded table is replaced (else it stays until the app starts)
+                Handler("refresh app-down table", check=f"nft -c -f {at.app_down_rules}",
+                        run=f"if nft list table inet {down} >/dev/null 2>&1; then nft -f {at.app_down_rules}; fi")]
+    drop = "; ".join(f"if nft list table inet {t} >/dev/null 2>&1; then nft delete table inet {t}; fi"
+                     for t in (table_name(v), down_table(v)))
+    return [Handler("drop firewall", run=f"systemctl stop {at.firewall_unit} 2>/dev/null; systemctl daemon-reload; {drop}")]
 
 
 def table_name(v) -> str:
@@ -60,6 +89,18 @@ def table_name(v) -> str:
 
 def drain_table(v) -> str:
     return f"provision_{v.app_name}_drain"
+
+
+def down_table(v) -> str:
+    return f"provision_{v.app_name}_down"
+
+
+def down_context(v) -> dict:
+    """The app unit's drop-in: which table, and how it tells a restart's standby from an app down."""
+    at = Layout.of(v)
+    _, standby = uwsgi_sockets(v.uwsgi_socket)
+    return {**context(v), "table": down_table(v), "link": v.uwsgi_socket,
+            "standby_name": standby.rpartition("/")[2], "standby_unit": f"{at.unit}-standby"}
 
 
 @dataclass
@@ -114,7 +155,7 @@ def rules_context(v) -> dict:
                             "firewall admits addresses only",
                             "set private_address of each balancer to its IP address (or firewall: false)") from None
     ports = [v.http_port] + ([v.https_port] if v.tls != "off" else [])
-    return {**context(v), "table": table_name(v), "ports": ports,
+    return {**context(v), "table": table_name(v), "ports": ports, "peers": [a for _, a in v.vrrp_peers],
             "ipv4": [str(a) for a in addresses if a.version == 4], "ipv6": [str(a) for a in addresses if a.version == 6]}
 
 

@@ -80,6 +80,40 @@ class Layout:
         return f"/etc/nftables-provision-{self.app_name}.nft"
 
     @property
+    def app_down_rules(self) -> str:
+        """An app host's table that refuses the balancers while its app is down (roles/firewall.py)."""
+        return f"/etc/nftables-provision-{self.app_name}-down.nft"
+
+    @property
+    def app_unit_dropin(self) -> str:
+        """The app unit's drop-in that loads and deletes that table as the app stops and starts."""
+        return f"/etc/systemd/system/{self.unit}.service.d/provision-firewall.conf"
+
+    @property
+    def floating_check(self) -> str:
+        """keepalived's check on a balancer (roles/floating-check.sh)."""
+        return f"/etc/keepalived/provision-{self.app_name}-check.sh"
+
+    @property
+    def floating_handover(self) -> str:
+        """nginx's first ExecStop on a balancer: the floating address goes first (roles/floating-handover.sh)."""
+        return f"/etc/keepalived/provision-{self.app_name}-handover.sh"
+
+    @property
+    def floating_stopping(self) -> str:
+        """The handover's flag: keepalived's check fails while it exists."""
+        return f"/run/provision-{self.app_name}-nginx-stopping"
+
+    @property
+    def nginx_dropin(self) -> str:
+        return "/etc/systemd/system/nginx.service.d/provision-floating.conf"
+
+    @property
+    def floating_reason(self) -> str:
+        """The check's last verdict, read by `provision status`."""
+        return f"/run/provision-{self.app_name}-floating.reason"
+
+    @property
     def firewall_unit(self) -> str:
         return f"provision-firewall-{self.app_name}"
 

@@ -25,7 +25,7 @@ from provisioner.config.app_check import check_app
 from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PREFIXES, PRIVATE_KEY, RATE, RATE_LOCATIONS,
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
-from provisioner.config.topology import SERIAL, UPSTREAM_METHOD
+from provisioner.config.topology import FLOATING, SERIAL, UPSTREAM_METHOD, VRRP_PASSWORD, vrrp_password, vrrp_router_id
 from provisioner.config.vault import Encrypted
 from provisioner.errors import UserError
 
@@ -141,6 +141,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("upstream_retry_non_idempotent", BOOL, False, "also retry POST/PATCH on another app host", conf=True),
     S("firewall", BOOL, True, "app hosts admit http_port from the balancers only (nftables)", conf=False),
     S("serial", SERIAL, "", "deploy in batches of N hosts or N% (rolling release)", conf=False),
+    S("floating_address", FLOATING, "", "the balancers' shared IPv4 address, moved by keepalived (VRRP)", conf=True),
+    S("floating_interface", UNIX_NAME, "eth0", "the balancers' interface that holds floating_address", conf=True),
+    S("floating_standby", BOOL, False, "this balancer gives floating_address up (maintenance)", conf=False),
+    S("vrrp_router_id", integer(0, 255), vrrp_router_id, "VRRP virtual router id, unique on the network", conf=True),
+    S("vrrp_password", VRRP_PASSWORD, vrrp_password, "VRRP authentication (PASS, 8 characters, sent in clear)", conf=True),
     S("provision_ignore", VAR_NAMES, [], "variables of other roles that look like a typo of a setting", conf=False),
 )
 del S
@@ -161,6 +166,8 @@ COMPUTED: tuple[Computed, ...] = (
     Computed("site_tier", "single", "config/topology.py", "single, balancer (proxies to the app hosts) or app"),
     Computed("upstream", [], "config/topology.py", "on a balancer: the app hosts as (name, private_address)"),
     Computed("balancers", [], "config/topology.py", "on an app host: the balancers' private addresses"),
+    Computed("vrrp_peers", [], "config/topology.py", "on a balancer with floating_address: the other balancers as (name, address)"),
+    Computed("vrrp_priority", 0, "config/topology.py", "on a balancer with floating_address: its VRRP priority (inventory order)"),
     Computed("rolling", False, "engine/rolling.py", "deployed in a batch of a roll: the roll puts it back into the traffic"),
 )
 COMPUTED_BY_NAME: dict[str, Computed] = {c.name: c for c in COMPUTED}

@@ -6,6 +6,8 @@ Each host's settings gain three computed values the roles read:
                    "balancer" (nginx proxies to the app hosts) or "app" (behind the balancers)
     upstream       on a balancer: the app hosts as (name, private_address), in inventory order
     balancers      on an app host: the balancers' private addresses (what its firewall admits)
+    vrrp_peers     on a balancer with floating_address: the other balancers as (name, private_address)
+    vrrp_priority  its VRRP priority: the first balancer of the group highest (roles/floating.py)
 They come from the whole inventory, not from the hosts a command selects: deploying one app host
 never makes a balancer forget the others.
 """
@@ -13,11 +15,13 @@ never makes a balancer forget the others.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import ipaddress
 import math
 import re
 from typing import Any
 
-from provisioner.config.kinds import Invalid, Kind
+from provisioner.config.kinds import Invalid, Kind, text
 from provisioner.errors import UserError
 
 # A balancer closes a connection to an app host once it is this old (after the request on it) or idle
@@ -53,6 +57,32 @@ def nginx_seconds(text: str) -> int:
     return math.ceil(sum(int(n) * _TIME_UNITS[unit or "s"] for n, unit in re.findall(r"(\d+)(ms|[smhdwMy])?", text)))
 
 
+def _floating(value: Any) -> str:
+    """An IPv4 address, with an optional /prefix (default /32), or empty (no floating address)."""
+    if value is None or value == "":
+        return ""
+    try:
+        interface = ipaddress.IPv4Interface(str(value).strip())
+    except ValueError:
+        raise Invalid() from None
+    return str(interface)
+
+
+def vrrp_router_id(values: dict) -> int:
+    """The floating address's last byte: unique on the segment as long as the sites' addresses are."""
+    address = values["floating_address"]
+    return int(address.split("/")[0].rsplit(".", 1)[1]) if address else 0
+
+
+def vrrp_password(values: dict) -> str:
+    """A site's own 8 characters (VRRP's PASS: sent in clear, it keeps another site's adverts out, no more)."""
+    return hashlib.sha256(f"{values['app_name']} {values['floating_address']}".encode()).hexdigest()[:8]
+
+
+FLOATING = Kind("an IPv4 address with an optional /prefix, like 10.0.0.100/24 (empty: none)", _floating,
+                "10.0.0.100/24")
+VRRP_PASSWORD = text("1 to 8 printable characters (VRRP's PASS authentication)", r"[!-~]{1,8}", "'s3cr3t!1'",
+                     numbers=True, maxlen=8)
 UPSTREAM_METHOD = Kind("one of " + ", ".join(UPSTREAM_METHODS), _method, "least_conn")
 SERIAL = Kind("a number of hosts or a percentage like 30% (empty = all at once)", _serial, "1")
 
@@ -79,8 +109,32 @@ def with_topology(hosts: dict, groups: dict[str, list[str]]) -> dict:
                      if tiers.get(h) == "balancer"] if tier == "app" else []
         if tier == "balancer":
             _check_balancer(name, v, upstream)
-        out[name] = dataclasses.replace(host, vars=v.computed(site_tier=tier, upstream=upstream, balancers=balancers))
+        lb = [h for h in groups.get(v.lb_group, ()) if tiers.get(h) == "balancer"]
+        out[name] = dataclasses.replace(host, vars=v.computed(site_tier=tier, upstream=upstream, balancers=balancers,
+                                                              **_vrrp(name, v, lb, hosts)))
     return out
+
+
+def _vrrp(name: str, v, lb: list[str], hosts: dict) -> dict:
+    """A balancer's VRRP peers and priority (only with a floating_address); their addresses must be IPv4."""
+    if name not in lb or not v.floating_address:
+        return {"vrrp_peers": [], "vrrp_priority": 0}
+    if len(lb) < 2:
+        raise UserError(f"floating_address is set for balancer {name}, the only host of group {v.lb_group}; "
+                        "an address moves only between two balancers or more",
+                        f"add a second balancer to group {v.lb_group}, or leave floating_address unset")
+    for host in lb:
+        try:
+            ipaddress.IPv4Address(hosts[host].vars.private_address)
+        except ValueError:
+            raise UserError(f"balancer {host} has private_address {hosts[host].vars.private_address!r}; VRRP "
+                            "for floating_address needs each balancer's IPv4 address",
+                            f"set private_address of {host} to its IPv4 address in the floating address's subnet") from None
+    if not 1 <= v.vrrp_router_id <= 255:
+        raise UserError(f"vrrp_router_id of balancer {name} is {v.vrrp_router_id}; VRRP needs 1-255",
+                        "set vrrp_router_id to a number from 1 to 255 that no other site on the network uses")
+    return {"vrrp_peers": [(h, hosts[h].vars.private_address) for h in lb if h != name],
+            "vrrp_priority": 200 - 10 * min(lb.index(name), 15)}
 
 
 def _check_balancer(name: str, v, upstream: list[tuple[str, str]]) -> None:

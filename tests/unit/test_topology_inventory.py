@@ -12,7 +12,8 @@ from provisioner.errors import UserError
 from provisioner.inventory import load_inventory
 from provisioner.stack import STACK
 from provisioner.stack.balancer import upstream_context
-from provisioner.stack.firewall import rules_context
+from provisioner.stack import floating
+from provisioner.stack.firewall import down_context, rules_context
 from provisioner.templating import render
 from tests.unit.test_templates import _nginx_conf, _nginx_t, needs_nginx
 
@@ -153,3 +154,67 @@ def test_nginx_accepts_the_balancer_site_and_upstream(tmp_path):
     assert checked.returncode == 0, checked.stderr
     assert "[warn]" not in checked.stderr, checked.stderr
 
+
+
+FLOATING_SITE = """
+all:
+  vars: {{ansible_user: root, floating_address: 10.0.0.100/24{extra}}}
+  children:
+    lb:
+      hosts:
+        lb1: {{ansible_host: 10.0.0.1}}
+        lb2: {{ansible_host: 10.0.0.2}}
+    app:
+      hosts:
+        app1: {{ansible_host: 10.0.0.11}}
+"""
+
+
+def test_a_floating_address_gives_each_balancer_keepalived_with_its_peers(tmp_path):
+    hosts = site(tmp_path, text=FLOATING_SITE).hosts
+    lb1, lb2 = hosts["lb1"].vars, hosts["lb2"].vars
+    assert (lb1.vrrp_peers, lb2.vrrp_peers) == ([("lb2", "10.0.0.2")], [("lb1", "10.0.0.1")])
+    assert lb1.vrrp_priority > lb2.vrrp_priority and lb1.vrrp_router_id == lb2.vrrp_router_id == 100
+    assert lb1.vrrp_password == lb2.vrrp_password and len(lb1.vrrp_password) == 8
+    conf = render("keepalived/keepalived.conf.j2", {**upstream_context(lb2), "instance": "provision_model_api",
+                                                    "check": "/etc/keepalived/check.sh"})
+    for line in ("state BACKUP", "nopreempt", "virtual_router_id 100", "unicast_src_ip 10.0.0.2",
+                 "        10.0.0.1\n", f"auth_pass {lb2.vrrp_password}", "10.0.0.100/24 dev eth0",
+                 'script "/etc/keepalived/check.sh"'):
+        assert line in conf, (line, conf)
+    assert "vrrp_strict" not in conf
+    rules = render("nftables/balancer-vrrp.nft.j2", rules_context(lb1))
+    assert "ip protocol 112 ip saddr { 10.0.0.2 } accept" in rules and "meta l4proto 112 drop" in rules
+    assert "service keepalived" in labels(lb1) and "service provision-firewall-model_api" in labels(lb1)
+    assert not any("keepalived" in label for label in labels(hosts["app1"].vars))
+
+
+def test_floating_standby_makes_the_check_fail(tmp_path):
+    hosts = site(tmp_path, text=FLOATING_SITE, extra=", floating_standby: true").hosts
+    assert "STANDBY=1" in floating.check_script(hosts["lb1"].vars)
+    assert "STANDBY=0" in floating.check_script(site(tmp_path, text=FLOATING_SITE).hosts["lb1"].vars)
+
+
+@pytest.mark.parametrize("text, wanted", [
+    (FLOATING_SITE.replace("        lb2: {{ansible_host: 10.0.0.2}}\n", ""), "the only host of group lb"),
+    (FLOATING_SITE.replace("lb2: {{ansible_host: 10.0.0.2}}", "lb2: {{ansible_host: lb2.example.com}}"),
+     "VRRP for floating_address needs each balancer's IPv4 address"),
+    (FLOATING_SITE.replace("10.0.0.100/24", "10.0.0.0/24"), "vrrp_router_id of balancer lb1 is 0"),
+])
+def test_a_floating_address_the_balancers_cannot_share_is_refused(tmp_path, text, wanted):
+    with pytest.raises(UserError) as e:
+        site(tmp_path, text=text)
+    assert wanted in e.value.cause
+
+
+def test_an_app_host_refuses_its_balancers_while_its_app_is_down(tmp_path):
+    app = site(tmp_path, text=FLOATING_SITE).hosts["app1"].vars
+    down = render("nftables/app-down.nft.j2", {**rules_context(app), "table": "provision_model_api_down"})
+    assert "ip saddr { 10.0.0.1, 10.0.0.2 } tcp dport { 80 } counter reject with tcp reset" in down
+    dropin = render("systemd/app-down.conf.j2", down_context(app))
+    assert "ExecStartPost=-/bin/sh -c 'nft delete table inet provision_model_api_down" in dropin
+    # not while a restart's standby serves nginx's socket (roles/uwsgi-swap.sh)
+    refuse = ('/bin/sh -c \'if [ "$$(readlink /run/model_api/uwsgi.sock)" = uwsgi-standby.sock ] && systemctl '
+              'is-active -q uwsgi-model_api-standby; then exit 0; fi; nft -f /etc/nftables-provision-model_api-down.nft\'')
+    assert f"ExecStop={refuse}\n" in dropin and f"ExecStopPost={refuse}" in dropin
+    assert "unit /etc/systemd/system/uwsgi-model_api.service.d/provision-firewall.conf" in labels(app)
