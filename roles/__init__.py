@@ -12,7 +12,7 @@ from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
 
 from . import app, balancer, base, firewall, floating, front, nginx, tls, uwsgi
-from .layout import Layout
+from .layout import Layout, site_name
 
 
 class NotOnBalancers:
@@ -111,11 +111,6 @@ class NginxUwsgi(Stack):
                       cmd("printf", r"%s\t%s\t%s\t%s\n", name, f"{address}:{v.http_port}", Raw('"$rc"'),
                           Raw('"$(printf \'%s\' "$answer" | tail -n 1)"'))]
         return "\n".join(lines)
-
-
-def site_name(v) -> str:
-    """The Host a client naming the site sends (localhost for a catch-all site)."""
-    return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
 
 
 HERE = Path(__file__).parent

@@ -17,7 +17,7 @@ from provisioner.resources import Directory, File, Service, SystemdUnit, Templat
 
 from .app import context
 from .base import packages
-from .layout import Layout
+from .layout import Layout, site_name
 
 HERE = Path(__file__).parent
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
@@ -71,7 +71,6 @@ def instance(v) -> str:
 
 def check_script(v) -> str:
     """floating-check.sh with this balancer's parameters, as keepalived runs it."""
-    from . import site_name  # roles/__init__.py imports this module
 
     at = Layout.of(v)
     return _installed(v, "floating-check.sh", "#!/bin/bash", STANDBY=int(v.floating_standby), PORT=v.http_port,

@@ -128,3 +128,8 @@ def uwsgi_sockets(link: str) -> tuple[str, str]:
     directory, _, name = link.rpartition("/")
     stem = name.removesuffix(".sock")
     return f"{directory}/{stem}-main.sock", f"{directory}/{stem}-standby.sock"
+
+
+def site_name(v) -> str:
+    """The Host a client naming the site sends (localhost for a catch-all site)."""
+    return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"
