@@ -18,7 +18,7 @@ def handlers(v):
 
 
 def context(v) -> dict:
-    """What every template of the app sees: the settings, every path from the Layout, and the socket
-    the app's unit binds (uwsgi_socket is a link to it)."""
-    at = Layout.of(v)
-    return {"v": v, "paths": at, "main_socket": uwsgi_sockets(v.uwsgi_socket)[0]}
+    """What every template of the app sees: the settings, every path from the Layout, and the sockets
+    the app's unit and a restart's standby bind (uwsgi_socket is a link to the one that serves)."""
+    main, standby = uwsgi_sockets(v.uwsgi_socket)
+    return {"v": v, "paths": Layout.of(v), "main_socket": main, "standby_socket": standby}

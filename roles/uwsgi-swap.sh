@@ -50,7 +50,7 @@ start_standby() {
     systemctl reset-failed "$STANDBY_UNIT" 2>/dev/null
     systemd-run --quiet --collect --unit "$STANDBY_UNIT" -p Type=notify -p NotifyAccess=all \
         -p KillSignal=SIGTERM -p KillMode=mixed -p EnvironmentFile="$ENV_FILE" \
-        /usr/bin/uwsgi --ini "$INI" --socket "$STANDBY" || return 1
+        /usr/bin/uwsgi --ini "$INI:standby" || return 1
     if ! answers "$STANDBY_UNIT" "$STANDBY"; then
         systemctl stop "$STANDBY_UNIT" 2>/dev/null
         return 1

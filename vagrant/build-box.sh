@@ -175,7 +175,7 @@ chroot "$T" systemctl mask apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>
 mkdir -p "$T/usr/local/lib/provision"
 cat > "$T/usr/local/lib/provision/apt-proxy-detect" <<EOF
 #!/bin/bash
-# apt Proxy-Auto-Detect: the provision VM lab's apt-cacher-ng if it answers, else direct.
+# apt Proxy-Auto-Detect: the provision VM lab's apt proxy if it answers, else direct.
 if timeout 2 bash -c 'exec 3<>/dev/tcp/$APT_PROXY_ADDR/$APT_PROXY_PORT' 2>/dev/null; then
   echo "http://$APT_PROXY_ADDR:$APT_PROXY_PORT"
 else

@@ -49,7 +49,7 @@ def _lab_unavailable() -> str | None:
         return "the container lab needs Linux"
     if os.geteuid() != 0:
         return "the container lab needs root"
-    missing = [t for t in ("systemd-nspawn", "mmdebstrap", "apt-cacher-ng", "ip") if not shutil.which(t)
+    missing = [t for t in ("systemd-nspawn", "mmdebstrap", "nginx", "ip") if not shutil.which(t)
                and not os.path.exists(f"/usr/sbin/{t}")]
     if missing:
         return f"missing tools: {', '.join(missing)}"

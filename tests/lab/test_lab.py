@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from provisioner.errors import UserError
-from provisioner.labs import common
+from provisioner.labs import aptproxy, common
 from provisioner.labs import container as lab
 from provisioner.labs.container import hosts as labhosts, network, proxy, state
 
@@ -124,8 +124,8 @@ def test_apt_works_through_the_proxy_only(lab_hosts):
     p = ssh(h, "sudo apt-get update -q --error-on=any", timeout=300)  # plain update exits 0 on fetch errors
     assert "Reading package lists" in p.stdout
     assert ssh(h, "apt-cache policy nginx-light").stdout.count("bookworm") >= 1
-    log = (proxy.LOG_DIR / "apt-cacher.log").read_text(errors="replace")
-    assert h.address in log  # the host's requests went through the lab's apt-cacher-ng
+    log = aptproxy.access_log(proxy.DIR).read_text(errors="replace")
+    assert h.address in log  # the host's requests went through the lab's apt proxy
 
 
 @pytest.mark.lab

@@ -185,21 +185,33 @@ def test_nginx_non_defaults():
     assert "uwsgi_pass unix:/run/shop/uwsgi.sock;" in body
 
 
-def _uwsgi_options(text: str) -> dict[str, str]:
-    opts = {}
+def _uwsgi_sections(text: str) -> dict[str, dict[str, str]]:
+    """Each [section] of an ini: its options (an option given twice in one section fails)."""
+    sections: dict[str, dict[str, str]] = {}
     for line in lines(text):
-        if line == "[uwsgi]":
+        if line.startswith("[") and line.endswith("]"):
+            opts = sections.setdefault(line[1:-1], {})
             continue
         key, _, value = line.partition("=")
         assert key.strip() not in opts, f"option {key} twice"
         opts[key.strip()] = value.strip()
-    return opts
+    return sections
+
+
+def _uwsgi_options(text: str) -> dict[str, str]:
+    """The app's options: the [app] section both instances load."""
+    return _uwsgi_sections(text)["app"]
 
 
 def test_uwsgi_ini_defaults():
     out = render("uwsgi/app.ini.j2", ctx(settings()))
-    assert lines(out)[0] == "[uwsgi]"
-    assert lines(out)[1] == "plugins = python3"  # first, or strict mode rejects `module`
+    assert lines(out)[0] == "[uwsgi]"  # the section `uwsgi --ini FILE` reads: the app's unit
+    sections = _uwsgi_sections(out)
+    # Where the app listens, in the ini: the unit's socket, and the standby's for a restart; nginx's
+    # uwsgi_socket is a link to the one that serves. Both load the same [app].
+    assert sections["uwsgi"] == {"socket": "/run/model_api/uwsgi-main.sock", "ini": "%p:app"}
+    assert sections["standby"] == {"socket": "/run/model_api/uwsgi-standby.sock", "ini": "%p:app"}
+    assert lines(out)[lines(out).index("[app]") + 1] == "plugins = python3"  # first, or strict mode rejects `module`
     assert _uwsgi_options(out) == {
         "plugins": "python3", "strict": "true",
         "chdir": "/srv/model_api/current/app", "virtualenv": "/srv/model_api/current/venv",
@@ -246,8 +258,7 @@ def test_systemd_unit():
     body = lines(out)
     for expected in [
         "[Unit]", "[Service]", "[Install]", "Type=notify", "NotifyAccess=all",
-        "ExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-provision/model_api.ini"
-        " --socket /run/model_api/uwsgi-main.sock",
+        "ExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-provision/model_api.ini",
         "ExecReload=/bin/kill -HUP $MAINPID", "KillSignal=SIGTERM", "Restart=on-failure",
         "RuntimeDirectory=model_api", "RuntimeDirectoryMode=0755",
         "EnvironmentFile=/etc/uwsgi/apps-provision/model_api.env", "WantedBy=multi-user.target",
@@ -365,7 +376,7 @@ def test_undefined_in_a_real_template_is_reported_against_templates_dir():
 def test_missing_context_name_in_a_real_template():
     with pytest.raises(UserError) as e:
         render("uwsgi/app.ini.j2", {"v": settings()})
-    assert re.fullmatch(r"templates/uwsgi/app\.ini\.j2:\d+: undefined variable 'paths'", e.value.cause)
+    assert re.fullmatch(r"templates/uwsgi/app\.ini\.j2:\d+: undefined variable 'main_socket'", e.value.cause)
 
 
 def test_syntax_error_names_file_and_line(tmp_path):
@@ -450,10 +461,10 @@ def _missing_release(v, tmp_path: Path) -> dict:
     return {**ctx(v), "paths": Layout(v.app_name, str(tmp_path / "missing"))}
 
 
-def _uwsgi_parse(ini: Path) -> str:
+def _uwsgi_parse(ini: Path, section: str = "") -> str:
     """uWSGI parses the whole ini (strict mode included) before it chdirs: with a release dir that
     does not exist, it stops right after the config check, so no server starts."""
-    proc = subprocess.run([UWSGI, "--ini", str(ini)], capture_output=True, text=True, timeout=20,
+    proc = subprocess.run([UWSGI, "--ini", f"{ini}{section}"], capture_output=True, text=True, timeout=20,
                           cwd=ini.parent)
     return proc.stdout + proc.stderr
 
@@ -471,9 +482,10 @@ def test_uwsgi_strict_mode_accepts_the_ini(tmp_path, over):
     v = settings(**over)
     ini = tmp_path / "app.ini"
     ini.write_text(render("uwsgi/app.ini.j2", _missing_release(v, tmp_path)))
-    out = _uwsgi_parse(ini)
-    assert "unknown config directive" not in out, out
-    assert f"chdir() to {tmp_path}/missing/current/app" in out, out  # got past the config check
+    for section in ("", ":standby"):  # the unit, a restart's standby
+        out = _uwsgi_parse(ini, section)
+        assert "unknown config directive" not in out, out
+        assert f"chdir() to {tmp_path}/missing/current/app" in out, out  # got past the config check
 
 
 @needs_uwsgi
@@ -579,7 +591,8 @@ def test_example_release_served_by_uwsgi_behind_nginx(tmp_path):
     uwsgi_log = tmp_path / "uwsgi.log"
     nginx_proc = None
     with uwsgi_log.open("w") as log:
-        uwsgi_proc = subprocess.Popen([UWSGI, "--ini", str(ini), "--socket", str(sock)], stdout=log, stderr=subprocess.STDOUT,
+        sock.symlink_to("uwsgi-main.sock")  # as the unit's ExecStartPre: nginx's socket links to the unit's
+        uwsgi_proc = subprocess.Popen([UWSGI, "--ini", str(ini)], stdout=log, stderr=subprocess.STDOUT,
                                       env={k: val for k, val in os.environ.items()
                                            if k != "NOTIFY_SOCKET"})
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.labs import common, vm
+from provisioner.labs import aptproxy, common, vm
 from provisioner.labs.vm import config, libvirt, network, vagrant
 
 PAYLOAD = {"features": [5.1, 3.5, 1.4, 0.2]}   # an Iris setosa
@@ -109,8 +110,8 @@ def test_deploy_to_fresh_vms_then_noop_then_logs(vm_lab, in_netns, provision, tm
     assert lines and "POST /predict" in lines[0], p.stdout[-3000:]
 
     # Every package the VMs installed came through the lab's apt proxy.
-    log = (config.APT_PROXY_DIR / "log" / "apt-cacher.log").read_text(errors="replace")
-    assert "|" + config.LAB_VETH_ADDR + "|" in log and "nginx" in log
+    log = aptproxy.access_log(config.APT_PROXY_DIR).read_text(errors="replace")
+    assert re.search(rf"^{re.escape(config.LAB_VETH_ADDR)} .*nginx", log, re.M), log[-2000:]
 
 
 def _ours_running(pids: dict) -> list[str]:
@@ -142,7 +143,7 @@ def _leftovers() -> dict:
 @pytest.mark.vm
 def test_down_leaves_nothing_behind(vm_lab):
     st = config.load_state()
-    pids = {"libvirtd": st["libvirtd_pid"], "virtlogd": st["virtlogd_pid"], "apt-cacher-ng": st["aptproxy_pid"]}
+    pids = {"libvirtd": st["libvirtd_pid"], "virtlogd": st["virtlogd_pid"], aptproxy.PROCESS: st["aptproxy_pid"]}
     assert vm.status()["domains"] == {"vm1": "running", "vm2": "running"}
     t0 = time.monotonic()
     vm.down()
@@ -173,5 +174,5 @@ def test_down_cleans_up_after_a_crashed_run(vm_lab):
     assert vm.status()["leftovers"]
     vm.down()
     assert _leftovers() == {k: [] for k in _leftovers()}
-    pids = {"libvirtd": st["libvirtd_pid"], "virtlogd": st["virtlogd_pid"], "apt-cacher-ng": st["aptproxy_pid"]}
+    pids = {"libvirtd": st["libvirtd_pid"], "virtlogd": st["virtlogd_pid"], aptproxy.PROCESS: st["aptproxy_pid"]}
     assert _ours_running(pids) == []

@@ -10,7 +10,7 @@
     write_inventory(hosts, path, user="deploy", host_vars=None, group_vars=None) -> Path
 
 Each instance has its own subnet 10.199.X.0/24: bridge pl-INSTANCE on the controller holds .1
-and the shared apt proxy address 10.199.0.1/32 (apt-cacher-ng listens there and on 127.0.0.1,
+and the shared apt proxy address 10.199.0.1/32 (the apt proxy listens there and on 127.0.0.1,
 forwarding only to Debian's mirror); hosts INSTANCE1..N get .11, .12, ..., each in its own netns
 with only its subnet route and the proxy's /32 (no default route, no NAT, no forwarding); an
 iptables chain lets hosts reach nothing on the controller but the proxy port. Each host runs one
@@ -178,7 +178,7 @@ def status(instance: str = DEFAULT_INSTANCE) -> list[tuple[LabHost, bool]]:
 # --- internals (global lock held) -------------------------------------------------------------
 
 def _ensure_proxy() -> None:
-    """apt-cacher-ng on 127.0.0.1 and, once a lab bridge exists, on the shared proxy address.
+    """The apt proxy on 127.0.0.1 and, once a lab bridge exists, on the shared proxy address.
 
     A (re)start also binds each live instance's gateway (hosts made by older versions used it).
     """

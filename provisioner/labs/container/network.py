@@ -18,7 +18,7 @@ from provisioner.labs import common
 
 SUBNET_BASE = "10.199"
 # The apt proxy's address, the same on every instance's bridge (a /32 beside the gateway), so the
-# one apt-cacher-ng binds it once and never restarts when instances come and go. Hosts reach it
+# one apt proxy binds it once and never restarts when instances come and go. Hosts reach it
 # on-link: their only routes are their subnet and this /32.
 PROXY_ADDR = f"{SUBNET_BASE}.0.1"
 

@@ -1,7 +1,7 @@
 """The container lab's one apt proxy, shared by every instance: started, reused, stopped by PID.
 
 It listens on 127.0.0.1 (rootfs builds) and on the proxy address every instance's bridge holds,
-and caches .debs under /var/cache/provision/apt-cacher-ng so repeat installs are local.
+and caches .debs under /var/cache/provision/apt-proxy so repeat installs are local.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from provisioner.labs import aptproxy, common
 
 from .state import CACHE_ROOT, STATE_ROOT
 
-PORT = 3149  # not 3142: a distro apt-cacher-ng started by its package may hold that one
+PORT = 3149  # not 3142: a distro apt-cacher-ng on the controller may hold that one
 DIR = STATE_ROOT / "aptproxy"
 STATE = DIR / "state.json"
 LOG_DIR = DIR / "log"
-CACHE_DIR = CACHE_ROOT / "apt-cacher-ng"
+CACHE_DIR = CACHE_ROOT / "apt-proxy"
 
 
 def url_for(address: str) -> str:
@@ -33,7 +33,7 @@ def _load() -> dict:
 
 def _healthy(st: dict, addresses=("127.0.0.1",)) -> bool:
     """Our daemon runs and accepts connections on each of `addresses` (all local)."""
-    if not common.pid_alive(st.get("pid"), "apt-cacher-ng"):
+    if not common.pid_alive(st.get("pid"), aptproxy.PROCESS):
         return False
     for addr in addresses:
         try:
@@ -63,8 +63,10 @@ def ensure(addresses: list[str], also: list[str] = ()) -> int:
 
 
 def stop() -> None:
-    """Stop the daemon we started (by its recorded PID); idempotent."""
+    """Stop the daemon we started (by its recorded PID); idempotent. A lab brought up by an older
+    provision recorded its apt-cacher-ng there: that one is stopped too, so the port is free."""
     pid = _load().get("pid")
     if pid:
+        common.stop_pid(pid, aptproxy.PROCESS, timeout=5)
         common.stop_pid(pid, "apt-cacher-ng", timeout=5)
     STATE.unlink(missing_ok=True)

@@ -52,7 +52,7 @@ done
 rm -f "$R"/etc/ssh/ssh_host_*
 : > "$R/etc/machine-id"
 rm -f "$R/var/lib/dbus/machine-id"
-# apt: only through the lab's apt-cacher-ng (replaces the build-time proxy setting)
+# apt: only through the lab's apt proxy (replaces the build-time proxy setting)
 rm -f "$R/etc/apt/apt.conf.d/99mmdebstrap"
 printf '%s' "$LAB_PROXY_CONF" > "$R/etc/apt/apt.conf.d/01lab-proxy"
 printf 'APT::Install-Recommends "false";\n' > "$R/etc/apt/apt.conf.d/02lab-no-recommends"

@@ -39,12 +39,12 @@ def check_platform(tools: bool = True) -> None:
         )
     if not tools:
         return
-    missing = [t for t in ("systemd-nspawn", "mmdebstrap", "apt-cacher-ng", "ip", "ssh-keygen")
+    missing = [t for t in ("systemd-nspawn", "mmdebstrap", "nginx", "ip", "ssh-keygen")
                if not common.which(t)]
     if missing:
         raise UserError(
             f"the container lab needs {', '.join(missing)} which {'is' if len(missing) == 1 else 'are'} not installed",
-            "apt-get install systemd-container mmdebstrap apt-cacher-ng iproute2 openssh-client",
+            "apt-get install systemd-container mmdebstrap nginx-light iproute2 openssh-client",
         )
 
 

@@ -1,7 +1,7 @@
 """The Vagrant VM lab: bare Debian 12 VMs (vagrant-libvirt) inside a network namespace.
 
 `up` builds (once per recipe) and adds the locally built box (box.py, vagrant.py), creates network
-namespace NETNS with a veth to the controller and an apt-cacher-ng on the controller end of it
+namespace NETNS with a veth to the controller and an apt proxy on the controller end of it
 (network.py: the VMs' only way out, no default route exists in the namespace), starts virtlogd +
 libvirtd *inside* the namespace (libvirt.py: so the VM bridge and every VM address exist only
 there), runs `vagrant up` inside it and writes `inventories/vagrant.yml` from `vagrant ssh-config`.
@@ -25,7 +25,7 @@ import time
 from typing import Iterable
 
 from provisioner.errors import EXIT_FAILED, UserError
-from provisioner.labs import common
+from provisioner.labs import aptproxy, common
 
 from . import libvirt, network, vagrant
 from .box import box_path
@@ -38,7 +38,7 @@ __all__ = ["up", "down", "status", "missing_packages", "netns_prefix", "APT_PACK
 # apt packages the lab needs on the controller (checked by `up`).
 APT_PACKAGES = (
     "vagrant", "vagrant-libvirt", "libvirt-daemon-system", "libvirt-clients", "qemu-system-x86",
-    "qemu-utils", "dnsmasq-base", "iptables", "mmdebstrap", "extlinux", "fdisk", "apt-cacher-ng",
+    "qemu-utils", "dnsmasq-base", "iptables", "mmdebstrap", "extlinux", "fdisk", "nginx-light",
     "iproute2", "openssh-client",
 )
 
@@ -174,7 +174,7 @@ def _down_locked(log: Log) -> None:
                 log(f"vagrant destroy: {(p.stderr or p.stdout).strip()[-300:]} (removing with virsh)")
         libvirt.remove_objects(log)
     libvirt.stop_daemons(st)
-    common.stop_pid(st.get("aptproxy_pid"), "apt-cacher-ng", timeout=5)
+    common.stop_pid(st.get("aptproxy_pid"), aptproxy.PROCESS, timeout=5)
     network.delete_netns()
     libvirt.remove_leftover_files(st, log)
     if STATE_DIR.exists():
@@ -194,7 +194,7 @@ def status() -> dict:
         "netns": NETNS if network.netns_exists() else None,
         "libvirtd_pid": ours("libvirtd"),
         "virtlogd_pid": ours("virtlogd"),
-        "aptproxy_pid": st.get("aptproxy_pid") if common.pid_alive(st.get("aptproxy_pid"), "apt-cacher-ng") else None,
+        "aptproxy_pid": st.get("aptproxy_pid") if common.pid_alive(st.get("aptproxy_pid"), aptproxy.PROCESS) else None,
         "apt_proxy": f"http://{APT_PROXY_ADDR}:{APT_PROXY_PORT}",
         "box": str(box_path()) if BUILD_BOX.is_file() and box_path().exists() else None,
         "domains": libvirt.domains() if ours("libvirtd") else {},

@@ -49,8 +49,8 @@ def create_netns() -> None:
 
 
 def start_aptproxy(st: dict, log: Log) -> None:
-    """Our own apt-cacher-ng on the controller end of the veth (its PID goes to the state)."""
-    if common.pid_alive(st.get("aptproxy_pid"), "apt-cacher-ng"):
+    """Our own apt proxy on the controller end of the veth (its PID goes to the state)."""
+    if common.pid_alive(st.get("aptproxy_pid"), aptproxy.PROCESS):
         return
     st["aptproxy_pid"] = aptproxy.start(APT_PROXY_DIR, APT_CACHE_DIR, APT_PROXY_PORT, [APT_PROXY_ADDR])
     save_state(st)

@@ -4,7 +4,7 @@
 # UPDATE_TIMEOUT, UPDATE_ATTEMPTS, RUN_DIR, APT_STAMP.
 #
 # apt-get update has no overall timeout: when a mirror or proxy cuts an index short it can wait
-# forever (seen with apt-cacher-ng serving one InRelease to several hosts in the same second). So
+# forever (seen with a caching proxy serving one InRelease to several hosts in the same second). So
 # each attempt gets UPDATE_TIMEOUT seconds, then is stopped and tried again; stopping it is safe
 # (it only writes the lists). It does not wait for a lock (measured: with the lists lock held it
 # fails at once), so the pause between attempts grows: 5 s, 10 s, ... apt-get install is never
