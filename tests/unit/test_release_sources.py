@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.errors import UserError
-from provisioner.resources import release_pip
+from provisioner.resources import release_files, release_pip
 from provisioner.resources.release_build import plan_release
 from provisioner.resources.release_files import collect
 
@@ -135,3 +135,24 @@ def test_no_pip_and_no_venv_is_a_one_line_error(tmp_path, monkeypatch, path_with
     assert "No module named ensurepip" in caught.value.cause and "python3-pip" in caught.value.fix
     assert not (tmp_path / "cache" / "pip-venv").exists()
 
+
+
+def test_a_large_file_only_gitignore_leaves_out_is_an_error_that_says_how_to_ship_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(release_files, "LARGE_FILE", 1000)
+    app = tree(tmp_path / "app", {**APP, ".gitignore": "*.bin\ndata/\n", "model/weights.bin": "w" * 1000,
+                                  "small.bin": "tiny"})
+    with pytest.raises(UserError) as caught:
+        collect(app)
+    assert "model/weights.bin (0 MB) does not ship" in caught.value.cause and ".gitignore" in caught.value.cause
+    assert "`!model/weights.bin` in" in caught.value.fix and ".provisionignore" in caught.value.fix
+    (app / ".provisionignore").write_text("!model/weights.bin\n")
+    assert "model/weights.bin" in shipped(app) and "small.bin" not in shipped(app)
+    (app / ".provisionignore").write_text("model/weights.bin\n")
+    assert "model/weights.bin" not in shipped(app), "left out on purpose"
+
+    tree(app, {"data/set/big.csv": "x" * 1000})
+    with pytest.raises(UserError, match="leaves out data/") as caught:
+        collect(app)
+    assert "`!data/`" in caught.value.fix
+    (app / ".provisionignore").write_text("model/weights.bin\ndata/\n")
+    assert not any(p.startswith("data") for p in shipped(app))
