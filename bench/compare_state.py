@@ -1,7 +1,7 @@
 """The end state every tool in the comparison must reach, taken from provision's own stack.
 
 `export(host, out_dir)` declares the stack for one inventory host (templates rendered by our own
-jinja2 code), builds the release archive, and writes `state.json` plus the rendered files under
+jinja2 code), packs the release (app + wheels) as one archive for the other tools, and writes `state.json` plus the rendered files under
 `out_dir/files/`. bench/pyinfra_deploy.py and bench/playbook.yml read that manifest, so the files
 they write are byte for byte ours; `provision deploy --check` after them proves the end state equal.
 """
@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import shlex
+import tarfile
 from pathlib import Path
 
 from provisioner.resources import Absent, AppRelease, Directory, File, Link, Packages, Service, SystemUser
@@ -50,9 +51,14 @@ def export(host, out_dir: Path) -> dict:
             state["services"].append({"name": r.name, "running": r.running, "enabled": r.enabled})
         elif isinstance(r, AppRelease):
             planned = plan_release(r.app_source, r.requirements, python_for(OS_ID, OS_VERSION), MACHINE)
-            built = planned.build()
-            state["release"] = {"id": planned.id, "archive": str(built.archive), "root": r.root,
-                                "target": f"{r.root}/releases/{planned.id}", "requirements": planned.requirements}
+            archive = out_dir / f"release-{planned.id}.tar.gz"
+            _pack(planned, archive)
+            # provision's host layout (resources/release_build.py), so that `deploy --check` finds it current
+            state["release"] = {"id": planned.id, "archive": str(archive), "root": r.root,
+                                "target": f"{r.root}/releases/{planned.id}", "requirements": planned.requirements,
+                                "venv": f"{r.root}/venvs/{planned.venv}", "venv_link": f"../../venvs/{planned.venv}",
+                                "tree": planned.app.tree}
+            state["release"]["install"] = install_commands(state["release"])
         else:
             raise SystemExit(f"compare_state: no translation for {type(r).__name__} ({r.label()})")
     unit = next(s["name"] for s in state["services"] if s["name"].startswith("uwsgi-"))
@@ -61,6 +67,25 @@ def export(host, out_dir: Path) -> dict:
     state["health"] = {"port": host.vars.http_port, "path": host.vars.health_path}
     (out_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
     return state
+
+
+def _pack(planned, archive: Path) -> None:
+    """app/ and wheels/ of the release in one tar.gz: what the other tools copy and unpack."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for e in planned.app.entries:
+            tar.add(planned.app.app_dir / e.rel, f"app/{e.rel}", recursive=False)
+        for wheel in planned.wheels().values():
+            tar.add(wheel, f"wheels/{wheel.name}")
+
+
+def install_commands(rel: dict) -> list[str]:
+    """Shell that installs the unpacked release at rel["target"] in provision's host layout."""
+    t, venv = rel["target"], rel["venv"]
+    return [f"rm -rf {venv} && /usr/bin/python3 -m venv {venv}",
+            f"{venv}/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check "
+            f"--find-links {t}/wheels -r {t}/{rel['requirements']}",
+            f"touch {venv}/.complete && ln -sfn {rel['venv_link']} {t}/venv && echo {rel['tree']} > {t}/.tree",
+            f"chown -R root:root {t} && chmod -R go-w {t} && touch {t}/.complete"]
 
 
 def floor_params(state: dict) -> str:
@@ -91,11 +116,7 @@ def cold_script(state: dict) -> str:
     archive = base64.b64encode(Path(rel["archive"]).read_bytes()).decode()
     t = rel["target"]
     lines += [f"rm -rf {t} && mkdir -p {t}", f"base64 -d <<'B64' | tar -xz -C {t}", archive, "B64",
-              f"/usr/bin/python3 -m venv {t}/venv",
-              f"{t}/venv/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check "
-              f"--find-links {t}/wheels -r {t}/{rel['requirements']}",
-              f"chown -R root:root {t} && chmod -R go-w {t} && touch {t}/.complete",
-              f"ln -sfn {t} {rel['root']}/current"]
+              *rel["install"], f"ln -sfn {t} {rel['root']}/current"]
     for f in state["files"]:
         lines += [f"base64 -d > {f['path']} <<'B64'", base64.b64encode(Path(f["src"]).read_bytes()).decode(), "B64",
                   f"chmod {f['mode']} {f['path']} && chown {f['owner']}:{f['group']} {f['path']}"]

@@ -36,11 +36,7 @@ if not host.get_fact(FileFact, path=f"{release['target']}/.complete"):
     notified["restart app"].append(server.shell(name="release install", commands=[
         f"rm -rf {release['target']} && mkdir -p {release['target']}",
         f"tar -xzf /tmp/release-{release['id']}.tar.gz -C {release['target']}",
-        f"/usr/bin/python3 -m venv {release['target']}/venv",
-        f"{release['target']}/venv/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check "
-        f"--find-links {release['target']}/wheels -r {release['target']}/{release['requirements']}",
-        f"chown -R root:root {release['target']} && chmod -R go-w {release['target']}",
-        f"touch {release['target']}/.complete",
+        *release["install"],
     ]))
 notified["restart app"].append(files.link(name="current release", path=f"{release['root']}/current",
                                           target=release["target"]))

@@ -49,7 +49,7 @@ start_standby() {
     systemctl stop "$STANDBY_UNIT" 2>/dev/null
     systemctl reset-failed "$STANDBY_UNIT" 2>/dev/null
     systemd-run --quiet --collect --unit "$STANDBY_UNIT" -p Type=notify -p NotifyAccess=all \
-        -p KillSignal=SIGTERM -p EnvironmentFile="$ENV_FILE" \
+        -p KillSignal=SIGTERM -p KillMode=mixed -p EnvironmentFile="$ENV_FILE" \
         /usr/bin/uwsgi --ini "$INI:standby" || return 1
     if ! answers "$STANDBY_UNIT" "$STANDBY"; then
         systemctl stop "$STANDBY_UNIT" 2>/dev/null

@@ -202,14 +202,19 @@ class Session:
                 raise EOFError(detail or "remote shell ended")
             self._buf += data
 
-    def upload(self, local: Path, remote_dir: str) -> str:
-        """Copy a (large) file to a private directory the login user owns; returns its path."""
+    def upload(self, local, remote_dir: str) -> str:
+        """Copy a (large) file, or a stream (an object with `name` and `open()`, written while it is
+        sent), to a private directory the login user owns; returns its path."""
         sftp = self._client.open_sftp()
         self.metrics["uploads"] = self.metrics.get("uploads", 0) + 1
         try:
             sftp.mkdir(remote_dir, 0o700)
             target = f"{remote_dir}/{local.name}"
-            sftp.put(str(local), target)
+            if isinstance(local, Path):
+                sftp.put(str(local), target)
+            else:
+                with local.open() as stream:
+                    sftp.putfo(stream, target, confirm=False)
             return target
         finally:
             sftp.close()

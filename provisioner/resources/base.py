@@ -51,8 +51,9 @@ class Decision:
     diff: str | None = None
     backup: tuple[str, ...] = ()  # paths saved before the change so a handler can roll it back
     after_rollback: str = ""  # shell to run after those paths were restored
-    # the local file the script needs on the host (at $UPLOAD), made only when the change is applied
-    upload: Callable[[], Path] | None = None
+    # what the script needs on the host (at $UPLOAD), made only when the change is applied: a local file,
+    # or a stream with `name` and `open()` (a release's transfer, resources/release_transfer.py)
+    upload: Callable[[], Any] | None = None
 
 
 @dataclass

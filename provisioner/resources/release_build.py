@@ -1,49 +1,40 @@
-"""Build a release of the app on the controller: the app's files plus a wheelhouse, in one archive.
+"""Plan a release of the app on the controller: the app's files, by content, and the wheels its venv needs.
 
 Hosts never reach PyPI: the controller downloads wheels for the host's Python and machine, and the
-host installs them offline.
+host installs them offline. Nothing is packed into an archive: a release is a manifest of content
+hashes, and only the files the host does not hold yet travel (resources/release_transfer.py).
 
-    release = build_release(Path("examples/model_api"), "requirements.txt", "3.11", "x86_64")
-    release.id        "3f9c0a1b2d4e"  (12 hex: same app content + requirements + target -> same id)
-    release.archive   ~/.cache/provision/releases/3f9c0a1b2d4e-cp311-x86_64.tar.gz
+    planned = plan_release(Path("examples/model_api"), "requirements.txt", "3.11", "x86_64")
+    planned.id     "3f9c0a1b2d4e"  names the release on the host: the app's files + the venv key
+    planned.tree   the app's files alone (path, kind, mode, content hash of each)
+    planned.venv   "cp311-x86_64-<16 hex>": the requirements text (with its -r/-c includes), the
+                   Python and the platform tags; one venv per key on the host, shared by releases
 
-Archive layout (a deterministic tar.gz: sorted entries, fixed mtime, root:root, modes 0644/0755):
+Host layout (release_install.sh, release_prune.sh):
 
-    release.json            {"id", "python", "machine", "requirements": "app/<app_requirements>",
-                             "files", "wheels": [...]}
-    app/...                 the app directory, less what release_files.py leaves out (.git, .env,
-                            venvs, node_modules, build outputs, .gitignore and .provisionignore)
-    wheels/*.whl            every wheel `pip install` needs, for CPython <python> on <machine>
-                            (downloaded by the pip release_pip.py finds)
+    {app_root}/store/<sha256>[-x]        every file of every kept release, once (-x: mode 0755)
+    {app_root}/releases/<id>/app/...     hard links into the store (a release that changes one file
+                                         adds one file to the disk)
+    {app_root}/releases/<id>/wheels/     hard links to the wheels, when its venv had to be built
+    {app_root}/releases/<id>/venv        -> ../../venvs/<venv key>
+    {app_root}/venvs/<venv key>/         built once per key (/usr/bin/python3 -m venv, pip offline)
+    {app_root}/current                   -> releases/<id>
 
-Host layout and install (done by the engine, one release per directory):
-
-    {app_root}/releases/<id>.partial/       untar here
-        python3 -m venv venv                (/usr/bin/python3: the uWSGI plugin links its libpython)
-        venv/bin/pip install --no-index --find-links wheels -r app/<app_requirements>
-    mv releases/<id>.partial releases/<id>  then point {app_root}/current at releases/<id>
-    {app_root}/current/app                  uWSGI chdir (the app's modules import from here)
-    {app_root}/current/venv                 uWSGI virtualenv
-    {app_root}/current/app/<static_dir>/    nginx static files
-
-The wheelhouse is cached on the controller under <cache>/wheels/<key>/ (key: the requirements
-text, files it includes with -r/-c, and the target), the archive under <cache>/releases/, so a
-re-deploy of the same content does no network and no packing. <cache> is
-$XDG_CACHE_HOME/provision or ~/.cache/provision.
+The controller's cache (<cache> is $XDG_CACHE_HOME/provision or ~/.cache/provision) keeps the
+wheelhouse of each requirements key (the KEEP_WHEELHOUSES most recently used, and any used within
+the hour), and no copy of the app: the transfer is written while it is sent.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +45,14 @@ from provisioner.errors import UserError
 from .release_files import Entry, collect
 from .release_pip import pip_command
 
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 APP_DIR = "app"
 WHEELS_DIR = "wheels"
-MANIFEST = "release.json"
-
-# Every archive entry gets this mtime (2000-01-01): byte-identical archives for identical input.
-ARCHIVE_MTIME = 946684800
-KEEP_ARCHIVES = 10
-# An archive used this recently may be on its way to a host in another run (parallel deploys, parallel
-# test workers share the cache): never pruned, however many there are.
+KEEP_WHEELHOUSES = 5
+# A wheelhouse used this recently may be read by another run right now: never pruned.
 PRUNE_UNUSED_FOR = 3600
+# Hosts deploying in parallel share one download.
+_wheelhouse_lock = threading.Lock()
 
 MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -80,21 +68,6 @@ PYTHON_FOR = {
     ("ubuntu", "22.04"): "3.10",
     ("ubuntu", "24.04"): "3.12",
 }
-
-
-@dataclass(frozen=True)
-class Release:
-    id: str
-    archive: Path
-    files: int  # app files in the archive (regular files and symlinks under app/)
-    wheels: tuple[str, ...]
-    requirements: str  # the requirements file inside the release, e.g. "app/requirements.txt"
-    python_version: str
-    machine: str
-
-    @property
-    def size(self) -> int:
-        return self.archive.stat().st_size
 
 
 def python_for(os_id: str, version_id: str) -> str:
@@ -168,6 +141,7 @@ def _pip_error(output: str) -> str:
 def _wheelhouse(req_file: Path, key: str, python_version: str, machine: str, cache: Path) -> Path:
     final = cache / "wheels" / key
     if (final / ".complete").is_file():
+        os.utime(final)  # recently used: kept by _prune_wheelhouses
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{key}.", suffix=".tmp", dir=final.parent))
@@ -197,130 +171,112 @@ def _wheelhouse(req_file: Path, key: str, python_version: str, machine: str, cac
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _prune_wheelhouses(final.parent, final)
     return final
 
 
-# --- archive -------------------------------------------------------------------------------------
-
-
-def _tarinfo(name: str, kind: str, mode: int, size: int = 0, link: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.mtime = ARCHIVE_MTIME
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    info.mode = mode
-    if kind == "dir":
-        info.type = tarfile.DIRTYPE
-    elif kind == "link":
-        info.type = tarfile.SYMTYPE
-        info.linkname = link
-    else:
-        info.size = size
-    return info
-
-
-def _write_archive(path: Path, app_dir: Path, entries: list[Entry], wheel_dir: Path,
-                   wheels: list[str], manifest: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+def _wheel_digests(house: Path) -> dict[str, str]:
+    """Wheel file name -> sha256, computed once per wheelhouse (kept beside the wheels)."""
+    index = house / ".digests.json"
     try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-        ) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-            tar.addfile(_tarinfo(MANIFEST, "file", 0o644, len(data)), io.BytesIO(data))
-            tar.addfile(_tarinfo(APP_DIR, "dir", 0o755))
-            for e in entries:
-                name = f"{APP_DIR}/{e.rel}"
-                if e.kind == "file":
-                    src = app_dir / e.rel
-                    content = src.read_bytes()
-                    if hashlib.sha256(content).hexdigest() != e.digest:
-                        raise UserError(f"{src} changed while the release was being built",
-                                        "run the deploy again")
-                    mode = 0o755 if e.executable else 0o644
-                    tar.addfile(_tarinfo(name, "file", mode, len(content)), io.BytesIO(content))
-                else:
-                    tar.addfile(_tarinfo(name, e.kind, 0o755 if e.kind == "dir" else 0o777, link=e.link))
-            tar.addfile(_tarinfo(WHEELS_DIR, "dir", 0o755))
-            for w in wheels:
-                content = (wheel_dir / w).read_bytes()
-                tar.addfile(_tarinfo(f"{WHEELS_DIR}/{w}", "file", 0o644, len(content)),
-                            io.BytesIO(content))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        return json.loads(index.read_text())
+    except (OSError, ValueError):
+        pass
+    digests = {p.name: _sha256_file(p) for p in sorted(house.iterdir()) if p.name.endswith(".whl")}
+    tmp = index.with_name(f".digests.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
+    os.replace(tmp, index)
+    return digests
 
 
-def _last_used(archive: Path) -> float:
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _prune_wheelhouses(wheels_dir: Path, keep: Path) -> None:
+    """Keep the KEEP_WHEELHOUSES most recently used; one used within PRUNE_UNUSED_FOR may be in use by
+    another run (parallel deploys and test workers share the cache): never pruned."""
+    houses = sorted((p for p in wheels_dir.iterdir() if (p / ".complete").is_file()), key=_last_used, reverse=True)
+    for old in houses[KEEP_WHEELHOUSES:]:
+        if old != keep and time.time() - _last_used(old) > PRUNE_UNUSED_FOR:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _last_used(path: Path) -> float:
     try:
-        return archive.stat().st_mtime
+        return path.stat().st_mtime
     except FileNotFoundError:  # another run pruned it meanwhile
         return 0.0
 
 
-def _prune(release_dir: Path, keep: Path) -> None:
-    archives = sorted(release_dir.glob("*.tar.gz"), key=_last_used, reverse=True)
-    for old in archives[KEEP_ARCHIVES:]:
-        if old != keep and time.time() - _last_used(old) > PRUNE_UNUSED_FOR:
-            old.unlink(missing_ok=True)
-            old.with_name(old.name[: -len(".tar.gz")] + ".json").unlink(missing_ok=True)
+# --- plan ----------------------------------------------------------------------------------------
+
+
+def object_name(entry: Entry) -> str:
+    """The file's name in the host's store: its content hash, and its mode (hard links share one)."""
+    return entry.digest + ("-x" if entry.executable else "")
 
 
 @dataclass(frozen=True)
-class PlannedRelease:
-    """A release known by its inputs only (app files, requirements, target): its id, and how to build it.
+class AppTree:
+    """The app's files by content, whatever the host: what the probe compares with the current release."""
 
-    Planning reads files and writes nothing, so `deploy --check` has no side effect; `build()`
-    makes the archive (downloading wheels) or takes it from the cache.
-    """
-
-    id: str
     app_dir: Path
     entries: tuple[Entry, ...]
     req_file: Path
     requirements: str  # inside the release, e.g. "app/requirements.txt"
-    wheel_key: str
-    target: str  # e.g. cp311-x86_64
+    tree: str  # 16 hex over every entry and the requirements path
+
+    def objects(self) -> dict[str, Path]:
+        """Store name -> the local file, for every file of the app."""
+        return {object_name(e): self.app_dir / e.rel for e in self.entries if e.kind == "file"}
+
+
+@dataclass(frozen=True)
+class PlannedRelease:
+    """A release known by its inputs (app files, requirements, target): its id, its venv key, and the
+    wheels it needs, downloaded only when asked (`wheels()`), so `deploy --check` has no side effect."""
+
+    id: str
+    app: AppTree
+    venv: str  # the venv key, e.g. cp311-x86_64-0123456789abcdef
     python_version: str
     machine: str
     cache: Path
 
-    def build(self) -> Release:
-        archive = self.cache / "releases" / f"{self.id}-{self.target}.tar.gz"
-        meta = archive.with_name(archive.name[: -len(".tar.gz")] + ".json")
-        files = sum(1 for e in self.entries if e.kind != "dir")
-        if archive.is_file() and meta.is_file():
-            try:
-                wheels = tuple(json.loads(meta.read_text())["wheels"])
-                os.utime(archive)  # recently used: kept by _prune
-                return Release(self.id, archive, files, wheels, self.requirements, self.python_version, self.machine)
-            except (ValueError, KeyError, TypeError):
-                pass  # damaged metadata: build again
-        wheel_dir = _wheelhouse(self.req_file.resolve(), self.wheel_key, self.python_version, self.machine,
+    @property
+    def requirements(self) -> str:
+        return self.app.requirements
+
+    def wheels(self) -> dict[str, Path]:
+        """Store name -> wheel file, for every wheel the venv needs (downloaded once per venv key)."""
+        with _wheelhouse_lock:
+            house = _wheelhouse(self.app.req_file.resolve(), self.venv, self.python_version, self.machine,
                                 self.cache)
-        wheels = sorted(p.name for p in wheel_dir.iterdir() if p.name.endswith(".whl"))
-        manifest = {
-            "id": self.id,
-            "python": self.python_version,
-            "machine": self.machine,
-            "requirements": self.requirements,
-            "files": files,
-            "wheels": wheels,
-            "layout": LAYOUT_VERSION,
-        }
-        _write_archive(archive, self.app_dir, list(self.entries), wheel_dir, wheels, manifest)
-        meta.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _prune(archive.parent, archive)
-        return Release(self.id, archive, files, tuple(wheels), self.requirements, self.python_version, self.machine)
+        return {digest: house / name for name, digest in _wheel_digests(house).items()}
+
+    def manifest(self, wheels: dict[str, Path] | None) -> dict:
+        """What the host makes of the store: the release's directories, hard links and symlinks.
+        With `wheels`, the venv is to be built from them."""
+        entries = [["d", APP_DIR, ""]]
+        for e in self.app.entries:
+            path = f"{APP_DIR}/{e.rel}"
+            entries.append({"dir": ["d", path, ""], "link": ["l", path, e.link],
+                            "file": ["f", path, object_name(e)]}[e.kind])
+        if wheels is not None:
+            entries.append(["d", WHEELS_DIR, ""])
+            entries += [["f", f"{WHEELS_DIR}/{path.name}", name] for name, path in sorted(wheels.items())]
+        return {"layout": LAYOUT_VERSION, "id": self.id, "tree": self.app.tree, "venv": self.venv,
+                "python": self.python_version, "machine": self.machine, "requirements": self.requirements,
+                "entries": entries}
 
 
-def plan_release(app_dir: Path, requirements: str, python_version: str, machine: str,
-                 cache_dir: Path | None = None) -> PlannedRelease:
-    """The release of app_dir (+ wheels for `requirements`, a path relative to app_dir) for CPython
-    python_version on machine ("x86_64" or "aarch64"), identified by its inputs; nothing is written."""
-    python_version, machine = _target(python_version, machine)
+def scan_app(app_dir: Path, requirements: str) -> AppTree:
+    """The app's files with their content hashes (requirements: a path relative to app_dir)."""
     app_dir = Path(app_dir)
     if not app_dir.is_dir():
         raise UserError(f"app directory {app_dir} does not exist",
@@ -332,30 +288,34 @@ def plan_release(app_dir: Path, requirements: str, python_version: str, machine:
             f"requirements file {requirements!r} not found in {app_dir}",
             "set app_requirements to a file inside app_source (default requirements.txt)",
         )
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entries = collect(app_dir)
     if not any(e.rel == req_rel.as_posix() for e in entries):
         raise UserError(f"requirements file {requirements!r} is excluded from the release",
                         "move it out of what .gitignore/.provisionignore exclude, or take it back there "
                         "with a `!` line")
+    h = hashlib.sha256()
+    for part in (LAYOUT_VERSION, req_rel.as_posix()):
+        h.update(part.encode() + b"\0")
+    for e in entries:
+        h.update(f"{e.kind}\0{e.rel}\0{int(e.executable)}\0{e.link}\0{e.digest}\n".encode())
+    return AppTree(app_dir, tuple(entries), req_file, f"{APP_DIR}/{req_rel.as_posix()}", h.hexdigest()[:16])
 
+
+def plan_for(app: AppTree, python_version: str, machine: str, cache_dir: Path | None = None) -> PlannedRelease:
+    """The release of `app` for CPython python_version on machine ("x86_64" or "aarch64")."""
+    python_version, machine = _target(python_version, machine)
     target = f"cp{python_version.replace('.', '')}-{machine}"
     req_key = hashlib.sha256()
     for part in (LAYOUT_VERSION, target, " ".join(platform_tags(machine))):
         req_key.update(part.encode() + b"\0")
-    req_key.update(_requirements_text(req_file))
-    wheel_key = f"{target}-{req_key.hexdigest()[:16]}"
-
-    h = hashlib.sha256()
-    for part in (LAYOUT_VERSION, target, req_rel.as_posix(), wheel_key):
-        h.update(part.encode() + b"\0")
-    for e in entries:
-        h.update(f"{e.kind}\0{e.rel}\0{int(e.executable)}\0{e.link}\0{e.digest}\n".encode())
-    return PlannedRelease(h.hexdigest()[:12], app_dir, tuple(entries), req_file, f"{APP_DIR}/{req_rel.as_posix()}",
-                          wheel_key, target, python_version, machine, cache)
+    req_key.update(_requirements_text(app.req_file))
+    venv = f"{target}-{req_key.hexdigest()[:16]}"
+    release_id = hashlib.sha256(f"{app.tree}\0{venv}".encode()).hexdigest()[:12]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return PlannedRelease(release_id, app, venv, python_version, machine, cache)
 
 
-def build_release(app_dir: Path, requirements: str, python_version: str, machine: str,
-                  cache_dir: Path | None = None) -> Release:
-    """Plan and build a release. Cached: identical input costs milliseconds."""
-    return plan_release(app_dir, requirements, python_version, machine, cache_dir).build()
+def plan_release(app_dir: Path, requirements: str, python_version: str, machine: str,
+                 cache_dir: Path | None = None) -> PlannedRelease:
+    """The release of app_dir for CPython python_version on machine; nothing is written."""
+    return plan_for(scan_app(app_dir, requirements), python_version, machine, cache_dir)

@@ -3,6 +3,10 @@
 Left out, in gitignore syntax (the last matching line wins, so `!name` in a file takes a default back):
 ALWAYS_IGNORED, then the app's own `.gitignore`, then its `.provisionignore` (both at the app's root),
 and any directory holding a pyvenv.cfg (a virtualenv, whatever its name).
+
+A file of LARGE_FILE or more that only `.gitignore` leaves out is an error, not a silent omission: such
+a file is usually data the app reads (model weights, kept out of git), and `.provisionignore` says
+whether it ships (`!name`) or not (`name`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ ALWAYS_IGNORED = (
     ".env", ".env.*", "venv/", ".venv/", "node_modules/", "/build/", "/dist/", "*.egg-info/",
 )
 IGNORE_FILES = (".gitignore", ".provisionignore")
+LARGE_FILE = 10 * 2**20
+# Files looked at inside a directory that only .gitignore leaves out, for a large one (a data directory
+# may hold millions).
+LOOK_INTO_AT_MOST = 1000
 
 
 @dataclass(frozen=True)
@@ -36,16 +44,17 @@ class Entry:
     digest: str = ""
 
 
-def ignored(app_dir: Path) -> pathspec.GitIgnoreSpec:
-    """What the release leaves out of `app_dir`; match a directory as `rel + "/"`."""
-    lines = list(ALWAYS_IGNORED)
-    for name in IGNORE_FILES:
-        path = app_dir / name
-        if path.is_file():
-            try:
-                lines += path.read_text(errors="replace").splitlines()
-            except OSError as error:
-                raise UserError(f"cannot read {path}: {error.strerror}", "check its permissions") from None
+def _lines(app_dir: Path, name: str) -> list[str]:
+    path = app_dir / name
+    if not path.is_file():
+        return []
+    try:
+        return path.read_text(errors="replace").splitlines()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}", "check its permissions") from None
+
+
+def _spec(app_dir: Path, lines: list[str]) -> pathspec.GitIgnoreSpec:
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except ValueError as error:
@@ -53,18 +62,56 @@ def ignored(app_dir: Path) -> pathspec.GitIgnoreSpec:
                         "fix that line (gitignore syntax)") from None
 
 
+def ignored(app_dir: Path) -> pathspec.GitIgnoreSpec:
+    """What the release leaves out of `app_dir`; match a directory as `rel + "/"`."""
+    return _spec(app_dir, [*ALWAYS_IGNORED, *(line for name in IGNORE_FILES for line in _lines(app_dir, name))])
+
+
+def _decided_without_gitignore(app_dir: Path) -> pathspec.GitIgnoreSpec:
+    """The paths the defaults or a `.provisionignore` line (either way) decide about."""
+    return _spec(app_dir, [*ALWAYS_IGNORED, *(line.lstrip().removeprefix("!")
+                                             for line in _lines(app_dir, ".provisionignore"))])
+
+
+def _refuse_large(app_dir: Path, rel: str, size: int, left_out: str) -> None:
+    if size >= LARGE_FILE:
+        raise UserError(
+            f"{app_dir / rel} ({size / 1e6:.0f} MB) does not ship: {app_dir}/.gitignore leaves out {left_out}, "
+            "and a file this large is usually data the app reads (model weights)",
+            f"ship it with a line `!{left_out}` in {app_dir}/.provisionignore, or leave it out on purpose "
+            f"with a line `{left_out}` there")
+
+
+def _look_into(app_dir: Path, rel_dir: str) -> None:
+    """A directory only .gitignore leaves out: refuse it if it holds a large file (among its first files)."""
+    seen = 0
+    for current, _dirs, filenames in os.walk(app_dir / rel_dir):
+        for name in filenames:
+            path = Path(current) / name
+            if not path.is_symlink() and path.is_file():
+                _refuse_large(app_dir, path.relative_to(app_dir).as_posix(), path.stat().st_size, rel_dir + "/")
+            seen += 1
+            if seen >= LOOK_INTO_AT_MOST:
+                return
+
+
 def collect(app_dir: Path) -> list[Entry]:
     """The app's files, sorted, with content digests; symlinks must stay inside the app."""
     entries: list[Entry] = []
     root = app_dir.resolve()
     skip = ignored(app_dir)
+    decided = _decided_without_gitignore(app_dir)
     for current, dirnames, filenames in os.walk(app_dir, followlinks=False):
         cur = Path(current)
         keep = []
         for d in sorted(dirnames):
             p = cur / d
             rel = p.relative_to(app_dir).as_posix()
-            if skip.match_file(rel + "/") or (not p.is_symlink() and (p / "pyvenv.cfg").is_file()):
+            if not p.is_symlink() and (p / "pyvenv.cfg").is_file():
+                continue
+            if skip.match_file(rel + "/"):
+                if not decided.match_file(rel + "/") and not p.is_symlink():
+                    _look_into(app_dir, rel)
                 continue
             if p.is_symlink():
                 filenames.append(d)  # a link to a dir is stored as a link
@@ -76,9 +123,11 @@ def collect(app_dir: Path) -> list[Entry]:
         for name in sorted(filenames):
             p = cur / name
             rel = p.relative_to(app_dir).as_posix()
-            if skip.match_file(rel):
-                continue
             st = p.lstat()
+            if skip.match_file(rel):
+                if stat.S_ISREG(st.st_mode) and not decided.match_file(rel):
+                    _refuse_large(app_dir, rel, st.st_size, rel)
+                continue
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(p)
                 resolved = (p.parent / target).resolve()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.errors import UserError
-from provisioner.resources import release_pip
-from provisioner.resources.release_build import build_release
+from provisioner.resources import release_files, release_pip
+from provisioner.resources.release_build import plan_release
 from provisioner.resources.release_files import collect
 
 pytestmark = pytest.mark.unit
@@ -51,16 +51,16 @@ def test_gitignore_then_provisionignore_last_line_wins(tmp_path):
 
 def test_ignored_files_do_not_change_the_release(tmp_path):
     app = tree(tmp_path / "app", {**APP, ".gitignore": "*.log\n"})
-    before = build_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c1")
+    before = plan_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c1")
     tree(app, {"x.log": "noise", ".env": "TOKEN=x", "node_modules/m.js": ""})
-    after = build_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c2")
-    assert after.id == before.id and after.archive.read_bytes() == before.archive.read_bytes()
+    after = plan_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c2")
+    assert after.id == before.id and after.manifest(None) == before.manifest(None)
 
 
 def test_an_ignored_requirements_file_and_a_bad_pattern_are_one_line_errors(tmp_path):
     app = tree(tmp_path / "app", {**APP, ".provisionignore": "requirements.txt\n"})
     with pytest.raises(UserError, match="requirements file 'requirements.txt' is excluded from the release"):
-        build_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c")
+        plan_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "c")
     (app / ".provisionignore").write_text("\\\n")
     with pytest.raises(UserError, match="is not a pattern"):
         collect(app)
@@ -107,8 +107,8 @@ def test_without_pip_here_the_python3_on_path_downloads_the_wheels(tmp_path, mon
     monkeypatch.setenv("PIP_FIND_LINKS", str(tiny_wheel(tmp_path / "index")))
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     app = tree(tmp_path / "app", {**APP, "requirements.txt": "tiny==1.0\n"})
-    release = build_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "cache")
-    assert release.wheels == ("tiny-1.0-py3-none-any.whl",)
+    release = plan_release(app, "requirements.txt", "3.11", "x86_64", cache_dir=tmp_path / "cache")
+    assert [p.name for p in release.wheels().values()] == ["tiny-1.0-py3-none-any.whl"]
     assert release_pip.pip_command(tmp_path / "cache") == [str(tmp_path / "bin" / "python3"), "-m", "pip"]
 
 
@@ -135,3 +135,24 @@ def test_no_pip_and_no_venv_is_a_one_line_error(tmp_path, monkeypatch, path_with
     assert "No module named ensurepip" in caught.value.cause and "python3-pip" in caught.value.fix
     assert not (tmp_path / "cache" / "pip-venv").exists()
 
+
+
+def test_a_large_file_only_gitignore_leaves_out_is_an_error_that_says_how_to_ship_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(release_files, "LARGE_FILE", 1000)
+    app = tree(tmp_path / "app", {**APP, ".gitignore": "*.bin\ndata/\n", "model/weights.bin": "w" * 1000,
+                                  "small.bin": "tiny"})
+    with pytest.raises(UserError) as caught:
+        collect(app)
+    assert "model/weights.bin (0 MB) does not ship" in caught.value.cause and ".gitignore" in caught.value.cause
+    assert "`!model/weights.bin` in" in caught.value.fix and ".provisionignore" in caught.value.fix
+    (app / ".provisionignore").write_text("!model/weights.bin\n")
+    assert "model/weights.bin" in shipped(app) and "small.bin" not in shipped(app)
+    (app / ".provisionignore").write_text("model/weights.bin\n")
+    assert "model/weights.bin" not in shipped(app), "left out on purpose"
+
+    tree(app, {"data/set/big.csv": "x" * 1000})
+    with pytest.raises(UserError, match="leaves out data/") as caught:
+        collect(app)
+    assert "`!data/`" in caught.value.fix
+    (app / ".provisionignore").write_text("model/weights.bin\ndata/\n")
+    assert not any(p.startswith("data") for p in shipped(app))

@@ -84,12 +84,14 @@ def test_a_new_release_is_planned_from_its_inputs_and_built_only_when_applied(tm
     (app / "wsgi.py").write_text("app = None\n")
     (app / "requirements.txt").write_text("# nothing to install\n")
     release = AppRelease(app, "requirements.txt", "/srv/x")
-    decision = release.decide({"current": "", "complete": set()}, DEBIAN)
+    decision = release.decide(release.parse(""), DEBIAN)
     assert decision.changed and decision.reason.startswith("new release ")
     assert _files(cache) == [], "planning built something"
-    archive = decision.upload()
-    assert archive.is_file() and archive.is_relative_to(cache)
-    assert decision.reason == f"new release {archive.name.split('-')[0]}"
+    transfer = decision.upload()
+    with transfer.open() as stream:
+        stream.read()
+    assert transfer.name == f"{decision.reason.split()[2].rstrip(':')}.tar"
+    assert [f for f in _files(cache) if "wheels" not in f.parts] == [], "the controller keeps no copy of the app"
 
 
 class _LocalHost:

@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -549,28 +548,22 @@ def test_example_release_served_by_uwsgi_behind_nginx(tmp_path):
     """Build a release, install it the way the engine does (venv from /usr/bin/python3, offline pip
     from the wheelhouse), render ini + site, start uWSGI and nginx on 127.0.0.1, and check the
     facts: app answers through the socket, static files, headers, no scheme spoofing, Host port."""
-    from provisioner.resources.release_build import build_release
+    from provisioner.resources import SystemFacts
+    from provisioner.resources.release_build import PYTHON_FOR
+
+    from local_app_root import LocalAppRoot
 
     pyver = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                            capture_output=True, text=True, check=True).stdout.strip()
+    os_id, os_version = next(os_ for os_, python in PYTHON_FOR.items() if python == pyver)
     app_src = tmp_path / "src"
     shutil.copytree(PROJECT_ROOT / "examples" / "model_api", app_src,
                     ignore=shutil.ignore_patterns("__pycache__"))
     (app_src / "probe_wsgi.py").write_text(PROBE)
-    release = build_release(app_src, "requirements.txt", pyver, os.uname().machine,
-                            cache_dir=tmp_path / "cache")
-
     app_root = tmp_path / "srv"
-    partial = app_root / "releases" / f"{release.id}.partial"
-    partial.mkdir(parents=True)
-    with tarfile.open(release.archive) as tar:
-        tar.extractall(partial, filter="tar")
-    subprocess.run(["/usr/bin/python3", "-m", "venv", "venv"], cwd=partial, check=True)
-    subprocess.run(["venv/bin/pip", "install", "-q", "--no-index", "--find-links", "wheels",
-                    "-r", release.requirements], cwd=partial, check=True,
-                   env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""})
-    partial.rename(app_root / "releases" / release.id)
-    (app_root / "current").symlink_to(f"releases/{release.id}")
+    local = LocalAppRoot(app_root, SystemFacts(os_id=os_id, os_version=os_version, machine=os.uname().machine))
+    local.deploy(app_src)
+    release_id = local.release().name
 
     user = getpass.getuser()
     group = grp.getgrgid(os.getgid()).gr_name
@@ -608,7 +601,7 @@ def test_example_release_served_by_uwsgi_behind_nginx(tmp_path):
         status, headers, body = _request(port, "GET", "/healthz")
         assert status == 200, body
         health = json.loads(body)
-        assert health["status"] == "ok" and health["release"] == release.id
+        assert health["status"] == "ok" and health["release"] == release_id
         for header in SECURITY_HEADERS:
             assert header.lower() in headers
         assert headers["server"] == "nginx"  # server_tokens off: no version
