@@ -235,7 +235,7 @@ def known_settings(raw: Mapping, *, where: str, defer: bool = False,
             fine, why = REFUSED_UNLESS[name]
             if defer:                  # kept either way: a host's harmless value beats its group's refused one
                 _keep(kept, raw, name, name, value)
-            elif value not in (None, "") and str(value).strip().lower() not in fine:
+            elif (value := _decrypted(value, name)) not in (None, "") and str(value).strip().lower() not in fine:
                 raise UserError(f"{name} ({at}) is refused: {why}", f"remove {name} from the inventory")
         elif name in ANSIBLE_IGNORED or name in ignored or name in foreign:
             continue
