@@ -129,7 +129,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
                             "add an inventory file (YAML or INI) to it, or pass one with -i FILE")
         read += [name for name in (_read_file(model, file, vault, path.is_dir()) for file in files) if name]
         folders.append(path if path.is_dir() else path.parent)
-    _check_hosts(model, read)
+    _check_hosts(model, read or [", ".join(map(str, sources))])
     vars_dirs = VarsDirs(model, folders + [Path.cwd()], vault)
     given = {"ansible_user": user, "ansible_ssh_private_key_file": private_key}
     command_line = model.vars_block({k: v for k, v in given.items() if v is not None}, "the command line",

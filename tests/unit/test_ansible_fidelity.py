@@ -178,6 +178,11 @@ def test_a_folder_with_a_hostless_sample_a_plugin_config_and_a_bom_loads_like_an
     assert "has no hosts" in error_of(lambda: load_inventory(folder / "inventory.ini")).cause
 
 
+def test_a_folder_of_plugin_configs_only_has_no_hosts(tmp_path):
+    (tmp_path / "aws_ec2.yml").write_text("plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n")
+    assert error_of(lambda: load_inventory(tmp_path)).cause == f"inventory {tmp_path} has no hosts"
+
+
 def test_a_balancer_is_refused_while_an_app_host_behind_it_is(tmp_path):
     """A balancer's upstream is every app host: deploying it while one is refused would drop that one."""
     (tmp_path / "site.ini").write_text("[lb]\nlb1\n[app]\napp1\napp2 ansible_connection=local\n[other]\nsolo\n")
