@@ -81,15 +81,15 @@ class Inventory:
         return select(pattern, order, self.groups, self.sources)
 
     def select(self, pattern: str) -> list[Host]:
-        """The hosts `pattern` selects; a UserError if one of them, or a host of its site (its balancers
-        or app hosts), has settings that are refused."""
+        """The hosts `pattern` selects; a UserError if one of them, or a host its settings are made from
+        (a balancer's app hosts, an app host's balancers), has settings that are refused."""
         names = self.names(pattern)
         for name in names:
             self.refuse(name)
             host = self.hosts[name]
-            if host.vars.site_tier != "single":
-                for other in self.groups.get(host.vars.lb_group, []) + self.groups.get(host.vars.app_hosts_group, []):
-                    self.refuse(other)
+            behind = {"balancer": host.vars.app_hosts_group, "app": host.vars.lb_group}.get(host.vars.site_tier)
+            for other in self.groups.get(behind, []) if behind else ():   # its upstream, or its balancers
+                self.refuse(other)
         return [self.hosts[name] for name in names]
 
     def refuse(self, name: str) -> None:
@@ -129,7 +129,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
                             "add an inventory file (YAML or INI) to it, or pass one with -i FILE")
         read += [name for name in (_read_file(model, file, vault, path.is_dir()) for file in files) if name]
         folders.append(path if path.is_dir() else path.parent)
-    _check_hosts(model, read)
+    _check_hosts(model, read or [", ".join(map(str, sources))])
     vars_dirs = VarsDirs(model, folders + [Path.cwd()], vault)
     given = {"ansible_user": user, "ansible_ssh_private_key_file": private_key}
     command_line = model.vars_block({k: v for k, v in given.items() if v is not None}, "the command line",
@@ -145,7 +145,7 @@ def load_inventory(sources: Path | str | list[Path | str], *, extra: list[str] =
                 raise
             refused[name] = error
     groups = model.members()
-    hosts = with_topology(hosts, groups)   # balancers and app hosts: provisioner/config/topology.py
+    hosts = with_topology(hosts, groups, set(refused))   # balancers and app hosts: provisioner/config/topology.py
     vars_dirs.warn_about_strays(set(groups), set(hosts) | set(refused))
     for name in set(groups) & set(hosts):
         model.warn(f"{name!r} is both a host and a group; selecting it selects the host only, as in Ansible")

@@ -26,7 +26,7 @@ from provisioner.config.front import (ACME_URL, CERTIFICATE, EMAIL, METHODS, PRE
                                       RULE_IDS, TLS_MODE, WAF_MODE, check_tls)
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.topology import FLOATING, SERIAL, UPSTREAM_METHOD, VRRP_PASSWORD, vrrp_password, vrrp_router_id
-from provisioner.config.vault import Encrypted
+from provisioner.config.vault import decrypted
 from provisioner.errors import UserError
 
 
@@ -226,12 +226,12 @@ def known_settings(raw: Mapping, *, where: str, defer: bool = False,
             if setting != name and setting in raw:
                 warnings.append(f"{name} ({at}) is ignored: {setting} is set too")
                 continue
-            _keep(kept, raw, name, setting, value if defer else _decrypted(value, setting))
+            _keep(kept, raw, name, setting, value if defer else decrypted(value, setting))
         elif name in REFUSED_UNLESS:
             fine, why = REFUSED_UNLESS[name]
             if defer:                  # kept either way: a host's harmless value beats its group's refused one
                 _keep(kept, raw, name, name, value)
-            elif value not in (None, "") and str(value).strip().lower() not in fine:
+            elif (value := decrypted(value, name)) not in (None, "") and str(value).strip().lower() not in fine:
                 raise UserError(f"{name} ({at}) is refused: {why}", f"remove {name} from the inventory")
         elif name in ANSIBLE_IGNORED or name in ignored or name in foreign:
             continue
@@ -259,15 +259,6 @@ def _keep(kept: RawVars, raw: Mapping, name: str, setting: str, value: Any) -> N
 def _names_in(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
         if isinstance(value, list) else []
-
-
-def _decrypted(value: Any, name: str) -> Any:
-    """`value` with every `!vault` value in it decrypted into a Secret (the only moment one is)."""
-    if isinstance(value, Encrypted):
-        return Secret(value.decrypt(name))
-    if isinstance(value, dict):
-        return {key: _decrypted(item, name) for key, item in value.items()}
-    return [_decrypted(item, name) for item in value] if isinstance(value, list) else value
 
 
 # --- resolve -------------------------------------------------------------------------------------

@@ -97,8 +97,10 @@ def site_tier(name: str, groups: dict[str, list[str]], v) -> str:
     return "single"
 
 
-def with_topology(hosts: dict, groups: dict[str, list[str]]) -> dict:
-    """Every host with site_tier, upstream and balancers set (inventory.Host objects, replaced)."""
+def with_topology(hosts: dict, groups: dict[str, list[str]], refused: set[str] = frozenset()) -> dict:
+    """Every host with site_tier, upstream and balancers set (inventory.Host objects, replaced). `refused`
+    hosts (settings refused) are in no tier: a balancer in front of one is checked once it is fixed, and
+    selecting that balancer refuses the run (Inventory.select)."""
     tiers = {name: site_tier(name, groups, host.vars) for name, host in hosts.items()}
     out = {}
     for name, host in hosts.items():
@@ -107,7 +109,7 @@ def with_topology(hosts: dict, groups: dict[str, list[str]]) -> dict:
                     if tiers.get(h) == "app"] if tier == "balancer" else []
         balancers = [hosts[h].vars.private_address for h in groups.get(v.lb_group, ())
                      if tiers.get(h) == "balancer"] if tier == "app" else []
-        if tier == "balancer":
+        if tier == "balancer" and not refused & set(groups.get(v.app_hosts_group, ())):
             _check_balancer(name, v, upstream)
         lb = [h for h in groups.get(v.lb_group, ()) if tiers.get(h) == "balancer"]
         out[name] = dataclasses.replace(host, vars=v.computed(site_tier=tier, upstream=upstream, balancers=balancers,

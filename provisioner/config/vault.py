@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from provisioner.config.local_input import ask_on_terminal, refuse_special_file
+from provisioner.config.secret import Secret
 from provisioner.errors import UserError
 
 HEADER = "$ANSIBLE_VAULT;"
@@ -60,6 +62,16 @@ class Encrypted:
                                 "was given", HOW_TO_GIVE)
             self._plain = self.vault.decrypt(self.envelope, self.where)
         return self._plain
+
+
+def decrypted(value: Any, name: str) -> Any:
+    """`value` with every Encrypted value in it decrypted into a Secret for setting `name` (the only
+    moment one is)."""
+    if isinstance(value, Encrypted):
+        return Secret(value.decrypt(name))
+    if isinstance(value, dict):
+        return {key: decrypted(item, name) for key, item in value.items()}
+    return [decrypted(item, name) for item in value] if isinstance(value, list) else value
 
 
 class Vault:

@@ -1,7 +1,9 @@
 """An existing Ansible project works as it is: other roles' variables, a refused connection variable on
 another host, vaulted values nothing reads, host patterns with subscripts and Ansible's host order.
 Inventories in the shape of public projects (fixtures/ansible_projects/README); the expected host lists
-are what `ansible-inventory`/`ansible --list-hosts` 2.19 give for the same files."""
+are what `ansible --list-hosts` (ansible-core 2.19.14) gives for the same files, except where
+docs/settings.md lists a deliberate difference (an error where Ansible selects nothing; a byte-order mark
+Ansible cannot parse)."""
 
 from __future__ import annotations
 
@@ -176,3 +178,19 @@ def test_a_folder_with_a_hostless_sample_a_plugin_config_and_a_bom_loads_like_an
     assert "inventory inventory.ini has no hosts: read for its groups and vars only" in inv.warnings
     assert "--list -y" in error_of(lambda: load_inventory(folder / "aws_ec2.yml")).fix      # given alone: refused
     assert "has no hosts" in error_of(lambda: load_inventory(folder / "inventory.ini")).cause
+
+
+def test_a_folder_of_plugin_configs_only_has_no_hosts(tmp_path):
+    (tmp_path / "aws_ec2.yml").write_text("plugin: amazon.aws.aws_ec2\nregions: [eu-west-1]\n")
+    assert error_of(lambda: load_inventory(tmp_path)).cause == f"inventory {tmp_path} has no hosts"
+
+
+def test_a_balancer_is_refused_while_an_app_host_behind_it_is(tmp_path):
+    """A balancer's upstream is every app host: deploying it while one is refused would drop that one."""
+    (tmp_path / "site.ini").write_text("[lb]\nlb1\n[app]\napp1\napp2 ansible_connection=local\n[other]\nsolo\n")
+    inv = load_inventory(tmp_path / "site.ini", every_host=False)
+    assert [h.name for h in inv.select("app1,solo")] == ["app1", "solo"]
+    assert "ansible_connection (host app2, " in error_of(lambda: inv.select("lb1")).cause
+    (tmp_path / "site.ini").write_text("[lb]\nlb1\n[app]\napp2 ansible_connection=local\n")
+    listed = provision("deploy", "-H", "all", "-i", tmp_path / "site.ini", "--list-hosts")
+    assert (listed.returncode, listed.stdout.split()) == (0, ["hosts", "(2):", "lb1", "app2"]), listed.stderr
