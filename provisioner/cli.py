@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     from .engine.findings import Finding
     from .inventory import Host
-    from .remote.session import Session
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Agentless provisioning over SSH: a WSGI API behind nginx + uWSGI, in one command.")
@@ -203,7 +202,7 @@ def logs(
     ask_become_pass: AskPass = False,
 ):
     """Show (or follow) nginx's access and error logs and the app's uWSGI journal, host-prefixed."""
-    from .config.settings import redact
+    from .config.values import redact
     from .engine.fanout import fan_out
     from .remote.session import Session, close_all
     from .stack import STACK
@@ -297,7 +296,7 @@ def run(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, a
     """Run an ad-hoc shell command (as root) on the hosts: provision run -H web -- uptime"""
     import shlex
 
-    from .config.settings import redact
+    from .config.values import redact
     from .engine.fanout import in_sessions
     words = words or []
     command = words[0] if len(words) == 1 else shlex.join(words)   # one argument: a shell line, as ssh takes

@@ -28,7 +28,9 @@ from provisioner.config.vars_files import VarsDirs, extra_vars
 from provisioner.config.vault import Vault
 from provisioner.errors import UserError
 from provisioner.remote.ssh_config import RefusedOption, SshOptions, parse_ssh_args
-from provisioner.config.settings import ALIASES, RawVars, Secret, Vars, resolve
+from provisioner.config.ansible_names import ALIASES
+from provisioner.config.secret import Secret
+from provisioner.config.values import RawVars, Vars, resolve
 
 DEFAULT_INVENTORY = Path("inventories")
 YAML_SUFFIXES = (".yml", ".yaml", ".json")

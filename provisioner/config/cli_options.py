@@ -56,7 +56,7 @@ def selected_hosts(pattern: str, inventory: Optional[list[str]], ask_become_pass
     from provisioner.errors import UserError
     from provisioner.config.vault import vault_from_options
     from provisioner.inventory import default_inventory_path, load_inventory
-    from provisioner.config.settings import Secret
+    from provisioner.config.secret import Secret
     vault = vault_from_options(_given.get("vault_password_file") or [], _given.get("vault_id") or [],
                                _given.get("ask_vault_pass", False))
     inv = load_inventory(inventory or [default_inventory_path()], extra=_given.get("extra_vars") or [], vault=vault,

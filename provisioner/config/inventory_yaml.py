@@ -10,7 +10,7 @@ from typing import Any
 
 from provisioner.config.model import NAME, Model, kind_of, merge
 from provisioner.errors import UserError
-from provisioner.config.settings import RawVars
+from provisioner.config.values import RawVars
 
 _RANGE = re.compile(r"\[([0-9]+|[a-zA-Z]):([0-9]+|[a-zA-Z])(?::([0-9]+))?\]")
 

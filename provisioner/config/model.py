@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from provisioner.errors import UserError
-from provisioner.config.settings import RawVars, known_settings
+from provisioner.config.values import RawVars, known_settings
 
 NAME = re.compile(r"[^\s,]+")
 

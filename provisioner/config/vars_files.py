@@ -10,7 +10,7 @@ from provisioner.config.model import Model, merge
 from provisioner.config.reading import load_yaml, parse_yaml, shown
 from provisioner.config.vault import Vault
 from provisioner.errors import UserError
-from provisioner.config.settings import RawVars
+from provisioner.config.values import RawVars
 
 VARS_EXTENSIONS = (".yml", ".yaml", ".json")
 

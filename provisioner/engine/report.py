@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..errors import EXIT_CHANGES_PENDING, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
-from ..config.settings import redact
+from ..config.values import redact
 from .deploy import HostReport
 from .status import HostStatus, StepStatus
 

@@ -10,7 +10,6 @@ with this shell". The apply step runs every change of a host in one script.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from ..remote.quoting import cmd

@@ -10,7 +10,7 @@ import provisioner
 from provisioner.errors import UserError
 from provisioner.config.inventory_yaml import expand_host_pattern
 from provisioner.inventory import Inventory, default_inventory_path, load_inventory
-from provisioner.config.settings import Secret
+from provisioner.config.secret import Secret
 
 pytestmark = pytest.mark.unit
 

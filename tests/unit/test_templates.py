@@ -55,12 +55,12 @@ _DEFAULTS = dict(
 
 
 def settings(**over) -> SimpleNamespace:
-    """The host settings with docs/settings.md defaults: from provisioner.config.settings when it is
+    """The host settings with docs/settings.md defaults: from provisioner.config.values when it is
     there (then `over` is validated by it), else a plain namespace. Values the real module would
     refuse on purpose (app_user root for a test server) go through `force`."""
     force = over.pop("force", {})
     try:
-        from provisioner.config import settings as variables
+        from provisioner.config import values as variables
     except ImportError:
         variables = None
     if variables is not None:
@@ -318,7 +318,7 @@ def test_env_file_reveals_secrets():
             return "'******'"
 
     try:
-        from provisioner.config.settings import Secret
+        from provisioner.config.secret import Secret
     except ImportError:
         Secret = Masked
     out = render("app/env.j2", ctx(settings(force={"app_env": {"TOKEN": Secret("s3cr3t")}})))

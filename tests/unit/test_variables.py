@@ -10,8 +10,10 @@ import yaml
 import provisioner
 from provisioner.errors import UserError
 from provisioner.config.reading import InventoryLoader
-from provisioner.config.settings import (ALIASES, SETTINGS, SETTINGS_BY_NAME, COMPUTED_BY_NAME, RawVars, Secret, Vars, redact,
-                                   resolve)
+from provisioner.config.ansible_names import ALIASES
+from provisioner.config.secret import Secret
+from provisioner.config.settings import COMPUTED_BY_NAME, SETTINGS, SETTINGS_BY_NAME
+from provisioner.config.values import RawVars, Vars, redact, resolve
 
 pytestmark = pytest.mark.unit
 
