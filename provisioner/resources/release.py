@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from ..remote.scripts import fragment
 from .base import Decision, Resource, SystemFacts
 from .files import link_script
+from .release_meta import describe, live_file, went_live
 from .release_build import PlannedRelease, plan_release, python_for
 
 _build_lock = threading.Lock()
@@ -53,11 +54,13 @@ class AppRelease(Resource):
             return self.ok(f"release {planned.id} is current")
         switch = "\n".join([link_script(f"{self.root}/current", target),
                             fragment("release_prune.sh", RELEASES=f"{self.root}/releases", NEW=planned.id,
-                                     PREVIOUS=previous, DELETE_FROM=max(self.keep - 1, 1))])
-        backup = (f"{self.root}/current",)
+                                     PREVIOUS=previous, DELETE_FROM=max(self.keep - 1, 1)),
+                            went_live(target)])
+        backup = (f"{self.root}/current", live_file(target))
         if planned.id in fact["complete"]:
             return self.change(f"release {planned.id} is on the host; switching current to it", switch,
                                backup=backup)
         reason = f"new release {planned.id}" + (f" (current: {previous})" if previous else "")
-        install = fragment("release_install.sh", TARGET=target, REQUIREMENTS=planned.requirements)
+        install = "\n".join([fragment("release_install.sh", TARGET=target, REQUIREMENTS=planned.requirements),
+                             describe(target, self.app_source, planned.wheel_key)])
         return self.change(reason, install + "\n" + switch, backup=backup, upload=lambda: _build(planned))

@@ -1,0 +1,131 @@
+"""Releases, rollback and history (issue 23): the release list and the history file read and written
+by their real shell scripts against temp dirs, the rollback's choice of release, its stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from provisioner import PROJECT_ROOT
+from provisioner.engine.rollback import RollbackStack
+from provisioner.errors import UserError
+from provisioner.inventory import load_inventory
+from provisioner.remote import scripts
+from provisioner.resources import SystemFacts
+from provisioner.resources.release_meta import KeptRelease, list_script, parse_list, source_info, went_live
+from provisioner.resources.release_switch import ReleaseSwitch
+from provisioner.stack import STACK
+
+pytestmark = pytest.mark.unit
+
+
+def sh(script: str) -> str:
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def kept_on(root: Path, live: dict[str, int], current: str, meta: dict[str, dict] | None = None,
+            incomplete: tuple[str, ...] = ()) -> None:
+    """A host's app root: releases (complete unless named in `incomplete`) with their live stamps."""
+    for rid in [*live, *incomplete]:
+        (root / "releases" / rid).mkdir(parents=True)
+    for rid, at in live.items():
+        (root / "releases" / rid / ".complete").touch()
+        if at:
+            (root / "releases" / rid / ".provision-live").write_text(f"{at} ops@ctl\n")
+    for rid, data in (meta or {}).items():
+        (root / "releases" / rid / ".provision-release.json").write_text(json.dumps(data) + "\n")
+    (root / "current").symlink_to(root / "releases" / current)
+
+
+def test_the_release_list_script_reads_what_the_host_keeps(tmp_path):
+    kept_on(tmp_path, {"aaa": 100, "bbb": 300, "ccc": 200, "old": 0}, current="ccc",
+            meta={"bbb": {"commit": "f00", "dirty": True, "shipped_by": "ops@ctl", "requirements_key": "k1"}},
+            incomplete=("half",))
+    os.utime(tmp_path / "releases" / "old" / ".complete", (50, 50))  # installed before the stamps existed
+    found = parse_list(sh(list_script(str(tmp_path))))
+    # the current first, then the most recently live ("old": when it was installed); "half" never completed
+    assert [r.id for r in found] == ["ccc", "bbb", "aaa", "old"]
+    assert [r.current for r in found] == [True, False, False, False]
+    bbb = found[1].as_dict()
+    assert (bbb["live_at"], bbb["live_by"], bbb["commit"], bbb["dirty"]) == (300, "ops@ctl", "f00", True)
+    assert found[3].live_at is None and found[3].meta == {}
+
+
+def test_a_damaged_metadata_file_shows_as_unknown():
+    [r] = parse_list("current x\nrelease x 5\nmeta {not json\nlive garbage\n")
+    assert r.current and r.meta == {} and r.live_at is None and r.last_live == 5
+
+
+def test_the_stamp_a_switch_writes_is_read_back(tmp_path):
+    kept_on(tmp_path, {"aaa": 0}, current="aaa")
+    sh(went_live(str(tmp_path / "releases" / "aaa")))
+    [r] = parse_list(sh(list_script(str(tmp_path))))
+    assert r.live_at and r.live_by.count("@") == 1
+
+
+KEPT = [KeptRelease("c0ffee", 1, current=True, live_at=30), KeptRelease("beef01", 1, live_at=20),
+        KeptRelease("beef02", 1, live_at=10)]
+
+
+def test_rollback_goes_to_the_release_live_before_the_current_one_or_the_one_named():
+    assert ReleaseSwitch("/srv/a").choose(KEPT) == "beef01"
+    assert ReleaseSwitch("/srv/a", "beef02").choose(KEPT) == "beef02"
+    assert ReleaseSwitch("/srv/a", "c0f").choose(KEPT) == "c0ffee"
+
+
+@pytest.mark.parametrize("to, kept, says", [
+    ("beef", KEPT, "'beef' names more than one kept release"),
+    ("dead", KEPT, "'dead' is not kept on this host (kept: c0ffee (current), beef01, beef02)"),
+    ("", KEPT[:1], "no earlier release is kept on this host"),
+])
+def test_a_release_the_host_does_not_keep_is_refused_naming_what_it_keeps(to, kept, says):
+    with pytest.raises(UserError) as refused:
+        ReleaseSwitch("/srv/a", to).choose(kept)
+    assert says in refused.value.cause
+
+
+def test_the_switch_moves_current_stamps_it_and_saves_both_for_the_undo():
+    switch = ReleaseSwitch("/srv/a", "beef02", notify=("restart app",))
+    decision = switch.decide(KEPT, SystemFacts())
+    assert decision.changed and decision.upload is None
+    assert decision.reason == "rolling back from c0ffee to beef02"
+    assert decision.backup == ("/srv/a/current", "/srv/a/releases/beef02/.provision-live")
+    assert "/srv/a/releases/beef02" in decision.script
+    assert not ReleaseSwitch("/srv/a", "c0ffee").decide(KEPT, SystemFacts()).changed
+
+
+def test_the_rollback_stack_declares_only_the_release_switch_and_its_handler():
+    host = load_inventory(PROJECT_ROOT / "inventories" / "production.yml").select("all")[0]
+    resources, handlers = RollbackStack(STACK, "beef").declare(host.vars)
+    assert [type(r) for r in resources] == [ReleaseSwitch] and resources[0].to == "beef"
+    assert resources[0].notify == ("restart app",) and [h.name for h in handlers] == ["restart app"]
+
+
+def test_the_history_stays_bounded_and_every_line_is_json(tmp_path):
+    history = tmp_path / "state" / "history.jsonl"
+    kept_on(tmp_path / "app", {"aaa": 1}, current="aaa")
+    for n in range(25):
+        sh(scripts.fragment("history_append.sh", FILE=history, KEEP=10, ENTRY=json.dumps({"n": n})[:-1],
+                            LINKS=f"{tmp_path}/app/current\n{tmp_path}/none/current"))
+    entries = [json.loads(line) for line in history.read_text().splitlines()]
+    assert 10 <= len(entries) <= 11 and entries[-1] == {"n": 24, "current": ["aaa", ""]}
+    assert oct(history.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_source_of_a_git_checkout_is_its_commit_and_whether_it_is_dirty(tmp_path):
+    assert source_info(tmp_path) == {}
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    (tmp_path / "app.py").write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    info = source_info(tmp_path)
+    assert len(info["commit"]) == 40 and info["dirty"] is False
+    (tmp_path / "app.py").write_text("x = 2\n")
+    assert source_info(tmp_path)["dirty"] is True
