@@ -31,8 +31,9 @@ HISTORY_KEEP = 1000  # ~300 bytes an entry: at most ~0.3 MB a host
 
 
 def entry(action: str, report: HostReport) -> dict | None:
-    """What a host's report adds to its history (None: nothing happened there to record)."""
-    if report.status not in (HostStatus.CHANGED, HostStatus.FAILED):
+    """What a host's report adds to its history (None: nothing happened there to record, or the run
+    failed before its remote shell started, e.g. on a template error, and the host stays untouched)."""
+    if report.status not in (HostStatus.CHANGED, HostStatus.FAILED) or not report.metrics:
         return None
     changed = [s.decision for s in report.steps if s.status == StepStatus.CHANGED]
     planned = report.plan.changes if report.plan else []

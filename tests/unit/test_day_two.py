@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from provisioner import PROJECT_ROOT
+from provisioner.engine.deploy import HostReport
+from provisioner.engine.history import entry
 from provisioner.engine.rollback import RollbackStack
+from provisioner.engine.status import HostStatus
 from provisioner.errors import UserError
 from provisioner.inventory import load_inventory
 from provisioner.remote import scripts
@@ -129,3 +132,12 @@ def test_the_source_of_a_git_checkout_is_its_commit_and_whether_it_is_dirty(tmp_
     assert len(info["commit"]) == 40 and info["dirty"] is False
     (tmp_path / "app.py").write_text("x = 2\n")
     assert source_info(tmp_path)["dirty"] is True
+
+
+def test_only_runs_that_reached_the_host_and_did_something_enter_its_history():
+    reached = {"channels": 1, "scripts": 2}
+    assert entry("deploy", HostReport("h", HostStatus.OK, metrics=reached)) is None  # nothing changed
+    assert entry("deploy", HostReport("h", HostStatus.FAILED, error="template error")) is None  # never connected
+    failed = entry("rollback", HostReport("h", HostStatus.FAILED, error="release 'x' is not kept", metrics=reached))
+    assert (failed["action"], failed["result"], failed["error"], failed["changes"]) == (
+        "rollback", "failed", "release 'x' is not kept", [])
