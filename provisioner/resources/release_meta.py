@@ -78,9 +78,11 @@ class KeptRelease:
     meta: dict = field(default_factory=dict)
 
     @property
-    def last_live(self) -> int:
-        """When it was last made current, or (for a release from before the stamps) installed."""
-        return self.live_at if self.live_at is not None else self.installed
+    def recency(self) -> tuple[bool, int]:
+        """How recently it served: stamped releases by when they last became current, then the others
+        by when they were installed (from before the stamps, or installed and never made current: a
+        release whose restart was undone loses its stamp with the undo)."""
+        return (self.live_at is not None, self.live_at if self.live_at is not None else self.installed)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "current": self.current, "live_at": self.live_at, "live_by": self.live_by or None,
@@ -90,7 +92,7 @@ class KeptRelease:
 
 
 def parse_list(out: str) -> list[KeptRelease]:
-    """release_list.sh's lines -> the kept releases, the most recently live first."""
+    """release_list.sh's lines -> the kept releases: the current one, then the most recently live."""
     current = ""
     kept: list[KeptRelease] = []
     for line in out.splitlines():
@@ -110,4 +112,4 @@ def parse_list(out: str) -> list[KeptRelease]:
                 pass  # a damaged metadata file: shown as unknown
     for release in kept:
         release.current = release.id == current
-    return sorted(kept, key=lambda r: (r.current, r.last_live), reverse=True)
+    return sorted(kept, key=lambda r: (r.current, r.recency), reverse=True)

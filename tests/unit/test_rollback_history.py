@@ -4,7 +4,6 @@ by their real shell scripts against temp dirs, the rollback's choice of release,
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -50,9 +49,9 @@ def test_the_release_list_script_reads_what_the_host_keeps(tmp_path):
     kept_on(tmp_path, {"aaa": 100, "bbb": 300, "ccc": 200, "old": 0}, current="ccc",
             meta={"bbb": {"commit": "f00", "dirty": True, "shipped_by": "ops@ctl", "requirements_key": "k1"}},
             incomplete=("half",))
-    os.utime(tmp_path / "releases" / "old" / ".complete", (50, 50))  # installed before the stamps existed
     found = parse_list(sh(list_script(str(tmp_path))))
-    # the current first, then the most recently live ("old": when it was installed); "half" never completed
+    # the current first, then the most recently live, then "old" (no stamp: from before the stamps, or
+    # a release whose restart was undone), though installed last; "half" never completed
     assert [r.id for r in found] == ["ccc", "bbb", "aaa", "old"]
     assert [r.current for r in found] == [True, False, False, False]
     bbb = found[1].as_dict()
@@ -62,7 +61,7 @@ def test_the_release_list_script_reads_what_the_host_keeps(tmp_path):
 
 def test_a_damaged_metadata_file_shows_as_unknown():
     [r] = parse_list("current x\nrelease x 5\nmeta {not json\nlive garbage\n")
-    assert r.current and r.meta == {} and r.live_at is None and r.last_live == 5
+    assert r.current and r.meta == {} and r.live_at is None and r.recency == (False, 5)
 
 
 def test_the_stamp_a_switch_writes_is_read_back(tmp_path):
