@@ -388,7 +388,7 @@ def _json_error(cause: str, fix: str, code: int) -> None:
         print(json.dumps({"error": cause, "fix": fix, "exit_code": code}))
 
 
-from . import cli_releases  # noqa: E402,F401  (registers releases, rollback, history)
+from . import cli_releases, cli_top  # noqa: E402,F401  (register releases, rollback, history, top)
 
 
 def main() -> None:

@@ -94,3 +94,11 @@ def uwsgi_sockets(link: str) -> tuple[str, str]:
     directory, _, name = link.rpartition("/")
     stem = name.removesuffix(".sock")
     return f"{directory}/{stem}-main.sock", f"{directory}/{stem}-standby.sock"
+
+
+def uwsgi_stats_sockets(link: str) -> tuple[str, str, str]:
+    """The directory of the uWSGI stats sockets and the stats sockets of the app unit's uWSGI and of
+    a restart's standby (`provision top` reads them). uWSGI binds them after it drops to the app user,
+    so the directory is the app user's, mode 0700: only root and the app can connect."""
+    directory = link.rpartition("/")[0] + "/stats"
+    return directory, f"{directory}/main.sock", f"{directory}/standby.sock"

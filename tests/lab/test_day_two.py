@@ -1,8 +1,9 @@
-"""Day two on one host (issue 23): releases, history and rollback, through the CLI.
+"""Day two on one host (issue 23): releases, history, rollback and top, through the CLI.
 
 The host is shared by the module's tests, which run in order: three deploys from a git checkout
 (a commit, a second commit, then uncommitted edits), a config-only restart and a rollback under wrk
-load, a healthy-but-wrong release rolled back, and a rollback to a release the host does not keep.
+load, a healthy-but-wrong release rolled back, a rollback to a release the host does not keep, and
+`top` counting what wrk sent.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import pytest
 from provisioner.labs import container as lab
 from provisioner.labs.container import write_inventory
 from provisioner.labs.example_app import example_app
+from provisioner.labs.load import run_slice
 from test_zero_downtime import Load, healthz
 
 pytestmark = pytest.mark.lab
@@ -44,9 +47,9 @@ class Host:
         return write_inventory([self.host], self.tmp / f"{name}.yml",
                                group_vars={"app_source": str(app or self.checkout), **group_vars})
 
-    def provision(self, *args: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "provisioner", *args, "-H", self.host.name,
-                               "-i", str(inventory or self.inventory("checkout"))],
+    def provision(self, command: str, *args: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "provisioner", command, "-H", self.host.name,
+                               "-i", str(inventory or self.inventory("checkout")), *args],
                               capture_output=True, text=True, timeout=600, env=self.env)
 
     def deploy(self, name: str, inventory: Path | None = None) -> None:
@@ -179,3 +182,33 @@ def test_a_rollback_to_a_release_the_host_does_not_keep_is_refused(site):
     assert site.release() == site.releases["second"]  # neither changed anything
     last = site.json("history")["entries"][-1]
     assert (last["action"], last["result"]) == ("rollback", "failed") and "0000000" in last["error"], last
+
+
+def test_top_counts_what_wrk_sent_and_reads_only_where_it_may(site):
+    """One `top --once` sample of 20 s around 6 s of wrk (started 7 s after top, whose start and login
+    take seconds on a busy machine): nginx's count of requests and its share of errors agree with
+    wrk's (within 10 %); the status page and uWSGI's stats are closed to others."""
+    sampled = {}
+    top = threading.Thread(target=lambda: sampled.update(result=site.provision("top", "--once", "--json",
+                                                                              "--interval", "20")))
+    top.start()
+    time.sleep(7)
+    wrk = run_slice(f"http://{site.host.address}/healthz", 16, 6)
+    top.join()
+    result = sampled["result"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    sample = json.loads(result.stdout)
+    counted = sample["requests_per_s"] * sample["seconds"]
+    print(f"top: {counted:.0f} requests ({sample['logged']} logged), p50 {sample['p50_ms']} ms, p99 "
+          f"{sample['p99_ms']} ms, sampler {sample['sampler_cpu_seconds']} CPU s over {sample['seconds']} s; "
+          f"wrk: {wrk.answered} answered, {wrk.failed} failed, {wrk.rate:.0f}/s, p99 {wrk.p99_ms:.0f} ms")
+    assert wrk.answered > 1000 and wrk.failed == 0, wrk
+    assert abs(counted - wrk.answered) <= 0.1 * wrk.answered, (sample, wrk)
+    assert abs(sample["logged"] - wrk.answered) <= 0.1 * wrk.answered, (sample, wrk)
+    assert (sample["share_4xx"], sample["share_5xx"]) == (0, 0) and sample["p99_ms"] >= sample["p50_ms"] > 0
+    assert sample["uwsgi"] and sample["workers_busy"] + sample["workers_idle"] == 2 and sample["app_memory_bytes"]
+    with pytest.raises(OSError):  # the status page listens on the host's loopback only
+        socket.create_connection((site.host.address, 8019), timeout=3).close()
+    who = site.provision("run", "--", "runuser -u www-data -- python3 -c 'import socket; socket.socket(socket.AF_UNIX)"
+                                      ".connect(\"/run/model_api/stats/main.sock\")' 2>&1 | tail -n 1")
+    assert "PermissionError" in who.stdout, who.stdout

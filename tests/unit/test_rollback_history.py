@@ -140,3 +140,63 @@ def test_only_runs_that_reached_the_host_and_did_something_enter_its_history():
     failed = entry("rollback", HostReport("h", HostStatus.FAILED, error="release 'x' is not kept", metrics=reached))
     assert (failed["action"], failed["result"], failed["error"], failed["changes"]) == (
         "rollback", "failed", "release 'x' is not kept", [])
+
+
+def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stats_socket(tmp_path):
+    """roles/top-sample.py against stand-ins on loopback: a stub_status page counting 120 requests
+    more, 4 log lines appended during the sample (one of another format), a uWSGI stats socket."""
+    import socket
+    import threading
+    import time
+
+    counts = iter([100, 221])
+    first_look = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    stats = socket.socket(socket.AF_UNIX)
+    stats.bind(str(tmp_path / "stats.sock"))
+    stats.listen()
+
+    def nginx():
+        for _ in range(2):
+            conn, _ = server.accept()
+            conn.recv(4096)
+            conn.sendall(f"HTTP/1.1 200 OK\r\n\r\nActive connections: 7 \nserver accepts handled requests\n"
+                         f" 9 9 {next(counts)} \nReading: 0 Writing: 1 Waiting: 6 \n".encode())
+            conn.close()
+            first_look.set()
+
+    def uwsgi():
+        conn, _ = stats.accept()
+        conn.sendall(json.dumps({"pid": 1, "listen_queue": 3, "workers": [
+            {"pid": 1, "status": "busy"}, {"pid": 1, "status": "idle"}, {"pid": 1, "status": "idle"}]}).encode())
+        conn.close()
+
+    log = tmp_path / "access.log"
+    log.write_text('1.2.3.4 - - [x] "GET /old HTTP/1.1" 500 0 "-" "-" 9.000\n')  # before the sample: not read
+
+    def write_log():
+        first_look.wait(20)
+        time.sleep(0.4)  # the sampler went to the log's end as the first look ended; it reads at 1 s
+        with log.open("a") as f:
+            for status, took in ((200, "0.010"), (404, "0.020"), (503, "0.400"), (499, "0.001")):
+                f.write(f'1.2.3.4 - - [x] "GET / HTTP/1.1" {status} 5 "-" "a b c" {took}\n')
+            f.write('1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "old format"\n')
+
+    threads = [threading.Thread(target=t) for t in (nginx, uwsgi, write_log)]
+    for t in threads:
+        t.start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    out = subprocess.run(["python3", str(PROJECT_ROOT / "roles" / "top-sample.py"), address, str(log),
+                          str(tmp_path / "stats.sock"), "1"], capture_output=True, text=True, timeout=30)
+    for t in threads:
+        t.join()
+    server.close()
+    stats.close()
+    sample = json.loads(out.stdout)
+    assert sample["requests_per_s"] == pytest.approx(120 / sample["seconds"], rel=0.01)
+    assert (sample["logged"], sample["share_4xx"], sample["share_5xx"], sample["share_client_closed"]) == (
+        4, 0.25, 0.25, 0.25)
+    assert (sample["p50_ms"], sample["p99_ms"]) == (pytest.approx(20), pytest.approx(400))
+    assert (sample["workers_busy"], sample["workers_idle"], sample["listen_queue"], sample["active_connections"]) == (
+        1, 2, 3, 7)
+    assert sample["app_memory_bytes"] > 0 and sample["sampler_cpu_seconds"] > 0
