@@ -143,19 +143,37 @@ def deploy(
     batch_size = _serial(serial, hosts)
     # All hosts at once: their logins start now, while the stack and the engine load.
     with contextlib.closing(Sessions(hosts, early=not batch_size and len(hosts) <= forks)) as sessions:
-        from .engine import report
-        from .engine.deploy import deploy as run_deploy
         from .stack import STACK  # the default stack: roles/, shipped as provisioner.stack
-        with _progress() as progress:
-            if batch_size:
-                from .engine.rolling import roll
-                everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
-                    "all", inventory, False, warn=lambda w: None, show=lambda line: None, usable_only=True)}
-                reports, rolled = roll(STACK, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
-                                       diff=diff, progress=progress)
-            else:
-                reports, rolled = run_deploy(STACK, hosts, forks=forks, check=check, diff=diff, progress=progress,
-                                             sessions=sessions), None
+        reports, rolled = _converge(STACK, "deploy", hosts, inventory, batch_size, forks=forks, check=check,
+                                    diff=diff, sessions=sessions)
+    raise typer.Exit(_show_reports(reports, rolled, hosts, json_out=json_out, check=check, verbose=verbose))
+
+
+def _converge(stack, action: str, hosts: list[Host], inventory, batch_size: str, *, forks: int, check: bool,
+              diff: bool = False, sessions=None):
+    """Deploy `stack` to the hosts (in batches with --serial) and, unless --check, add each host's
+    entry to its history (engine/history.py); the reports and the roll's summary (None: no roll)."""
+    from .engine.deploy import deploy as run_deploy
+    from .engine.history import record
+    with _progress() as progress:
+        if batch_size:
+            from .engine.rolling import roll
+            everyone = {h.name: h for h in hosts} | {h.name: h for h in selected_hosts(
+                "all", inventory, False, warn=lambda w: None, show=lambda line: None, usable_only=True)}
+            reports, rolled = roll(stack, hosts, list(everyone.values()), batch_size, forks=forks, check=check,
+                                   diff=diff, progress=progress)
+        else:
+            reports, rolled = run_deploy(stack, hosts, forks=forks, check=check, diff=diff, progress=progress,
+                                         sessions=sessions), None
+    for name, why in (() if check else record(hosts, action, reports, forks).items()):
+        _stream("err").print(f"[yellow]warning:[/] {name}: the {action} was not added to the host's history: "
+                             f"{_escape(why)}")
+    return reports, rolled
+
+
+def _show_reports(reports, rolled, hosts: list[Host], *, json_out: bool, check: bool, verbose: bool) -> int:
+    """The reports (and the roll's summary) for a person or, with --json, a program; the exit code."""
+    from .engine import report
     if json_out:
         import json
         out = json.loads(report.as_json(reports, _secrets(hosts)))
@@ -164,7 +182,7 @@ def deploy(
         report.show(_stream("console"), reports, _secrets(hosts), check=check, verbose=verbose)
         for line in rolled.lines() if rolled else ():
             _stream("console").print(f"roll: {line}", markup=False)
-    raise typer.Exit(report.exit_code(reports, check))
+    return report.exit_code(reports, check)
 
 
 def _serial(given: Optional[str], hosts: list[Host]) -> str:
@@ -335,6 +353,9 @@ def _json_error(cause: str, fix: str, code: int) -> None:
     if "--json" in sys.argv:
         import json
         print(json.dumps({"error": cause, "fix": fix, "exit_code": code}))
+
+
+from . import cli_releases, cli_top  # noqa: E402,F401  (register releases, rollback, history, top)
 
 
 def main() -> None:

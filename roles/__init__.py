@@ -12,7 +12,7 @@ from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
 
 from . import app, balancer, base, firewall, floating, front, nginx, tls, uwsgi
-from .layout import Layout, site_name
+from .layout import Layout, site_name, uwsgi_stats_sockets
 
 
 class NotOnBalancers:
@@ -69,6 +69,14 @@ class NginxUwsgi(Stack):
         journal = (Log(at.unit, unit=at.unit),)
         return {"nginx": (Log("nginx.access", file=at.access_log), Log("nginx.error", file=at.error_log)),
                 "uwsgi": journal, "app": journal}
+
+    def top(self, v, seconds: float) -> str:
+        """nginx's status page (loopback), the access-log lines written meanwhile (nginx's own
+        timing) and the app's uWSGI stats socket, read by one Python run on the host (top-sample.py)."""
+        at = Layout.of(v)
+        _, stats, _ = uwsgi_stats_sockets(v.uwsgi_socket)
+        return (cmd("python3", "-", nginx.STATUS_ADDRESS, at.access_log, stats, seconds)
+                + f" <<'PROVISION_PY'\n{(HERE / 'top-sample.py').read_text()}PROVISION_PY")
 
     def status(self, v) -> str:
         return self._look(v, "status.sh", QUICK=1) + "\n" + self._behind_nginx(v, QUICK=1)

@@ -2,7 +2,7 @@
 
 from provisioner.resources import AppRelease, Directory, SystemUser
 
-from .layout import Layout, uwsgi_sockets
+from .layout import Layout, uwsgi_sockets, uwsgi_stats_sockets
 
 
 def resources(v):
@@ -21,4 +21,5 @@ def context(v) -> dict:
     """What every template of the app sees: the settings, every path from the Layout, and the sockets
     the app's unit and a restart's standby bind (uwsgi_socket is a link to the one that serves)."""
     main, standby = uwsgi_sockets(v.uwsgi_socket)
-    return {"v": v, "paths": Layout.of(v), "main_socket": main, "standby_socket": standby}
+    return {"v": v, "paths": Layout.of(v), "main_socket": main, "standby_socket": standby,
+            "stats_sockets": uwsgi_stats_sockets(v.uwsgi_socket)}

@@ -130,6 +130,14 @@ def uwsgi_sockets(link: str) -> tuple[str, str]:
     return f"{directory}/{stem}-main.sock", f"{directory}/{stem}-standby.sock"
 
 
+def uwsgi_stats_sockets(link: str) -> tuple[str, str, str]:
+    """The directory of the uWSGI stats sockets and the stats sockets of the app unit's uWSGI and of
+    a restart's standby (`provision top` reads them). uWSGI binds them after it drops to the app user,
+    so the directory is the app user's, mode 0700: only root and the app can connect."""
+    directory = link.rpartition("/")[0] + "/stats"
+    return directory, f"{directory}/main.sock", f"{directory}/standby.sock"
+
+
 def site_name(v) -> str:
     """The Host a client naming the site sends (localhost for a catch-all site)."""
     return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"

@@ -15,14 +15,17 @@ from .base import packages
 from .layout import Layout
 from .tls import NginxSiteTemplate
 
+STATUS_ADDRESS = "127.0.0.1:8019"  # nginx's status page, for `provision top`: on the loopback only
 RELOAD_WAIT_SECONDS = 10  # for the old workers to stop taking connections (they do within ms)
 HERE = Path(__file__).parent
+STATUS_CONF = "/etc/nginx/conf.d/provision-status.conf"
 
 
 def resources(v):
     at = Layout.of(v)
     yield packages(v, "nginx")
     yield Template("/etc/nginx/nginx.conf", "nginx/nginx.conf.j2", context(v), notify=("reload nginx",))
+    yield Template(STATUS_CONF, "nginx/status.conf.j2", {"status_address": STATUS_ADDRESS}, notify=("reload nginx",))
     # rendered for both of nginx's ways to turn on HTTP/2; the host's nginx version picks (roles/tls.py)
     yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
     yield Link(at.site_enabled, at.site_available, notify=("reload nginx",))

@@ -17,7 +17,7 @@ from provisioner.resources import Directory, Service, SystemdUnit, Template
 
 from .app import context
 from .base import packages
-from .layout import Layout, uwsgi_sockets
+from .layout import Layout, uwsgi_sockets, uwsgi_stats_sockets
 
 HERE = Path(__file__).parent
 
@@ -27,6 +27,9 @@ def resources(v):
     yield packages(v, "uwsgi", "uwsgi-plugin-python3")
     yield Service("uwsgi", running=False, enabled=False)
     yield Directory(at.uwsgi_dir)
+    # The stats sockets' directory (`provision top`): made here for the standby of the first restart
+    # after it appears, and by the unit's ExecStartPre after a reboot empties /run.
+    yield Directory(uwsgi_stats_sockets(v.uwsgi_socket)[0], mode="0700", owner=v.app_user, group=v.app_group)
     yield Template(at.ini, "uwsgi/app.ini.j2", context(v), notify=("restart app",))
     yield Template(at.env_file, "app/env.j2", context(v), mode="0640", group=v.app_group, secret=True,
                    notify=("restart app",))

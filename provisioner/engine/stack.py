@@ -80,6 +80,11 @@ class Stack:
         """Shell: what is wrong with a deployed host, as findings (findings.py). Changes nothing."""
         raise NotImplementedError
 
+    def top(self, v: Any, seconds: float) -> str:
+        """Shell: one sample of the served site over `seconds`, as one JSON object (`provision top`).
+        Reads only."""
+        raise NotImplementedError
+
     def waves(self, hosts: list) -> list[list]:
         """The hosts in the order a deploy must take them: each wave after the one before (one wave:
         all at once)."""

@@ -11,6 +11,7 @@ from .base import Decision, Resource, SystemFacts
 from .files import link_script
 from .release_build import AppTree, PlannedRelease, plan_for, python_for, scan_app
 from .release_transfer import Transfer
+from .release_meta import describe, live_file, went_live
 
 
 def _size(n: int) -> str:
@@ -64,8 +65,9 @@ class AppRelease(Resource):
             return self.ok(f"release {planned.id} is current")
         switch = "\n".join([link_script(f"{self.root}/current", target),
                             fragment("release_prune.sh", ROOT=self.root, NEW=planned.id, PREVIOUS=previous,
-                                     DELETE_FROM=max(self.keep - 1, 1))])
-        backup = (f"{self.root}/current",)
+                                     DELETE_FROM=max(self.keep - 1, 1)),
+                            went_live(target)])
+        backup = (f"{self.root}/current", live_file(target))
         if fact["releases"].get(planned.id) == planned.venv:
             return self.change(f"release {planned.id} is on the host; switching current to it", switch,
                                backup=backup)
@@ -77,7 +79,7 @@ class AppRelease(Resource):
                   + (", venv to build" + (" with its wheels" if build_venv else "") if build_venv else ", venv reused"))
         install = fragment("release_install.sh", ROOT=self.root, ID=planned.id, VENV=planned.venv,
                            REQUIREMENTS=planned.requirements, BUILD_VENV=int(build_venv),
-                           LINK_PY=text("release_link.py"))
+                           LINK_PY=text("release_link.py")) + "\n" + describe(target, self.app_source, planned.venv)
         return self.change(reason, install + "\n" + switch, backup=backup,
                            upload=lambda: _transfer(planned, fact["store"], missing, build_venv))
 

@@ -16,7 +16,8 @@ side by side (lb2 and app3 run Debian 13), deployed by the real CLI with the def
 - rolling releases: `deploy --serial 1` of a new release across the 3 app hosts under load fails no
   request and meets no socket error (each app host drains itself: no balancer reload); a broken
   release stops the roll after its first batch while the site answers, its host left out of the
-  traffic until a deploy of its own puts it back.
+  traffic until a deploy of its own puts it back; `rollback --serial 1` (issue 23) takes every app
+  host back to its previous release under load, one at a time, with no failed request.
 """
 
 from __future__ import annotations
@@ -276,3 +277,25 @@ def test_a_broken_release_stops_the_roll_after_the_first_batch(site, tmp_path):
     assert code == 0 and done[drain] == "changed", json.dumps(reports[first], indent=1)[-3000:]
     assert from_balancer(site, site.apps[0]).stdout == "200"
     rejoins(site, site.apps[0])
+
+
+def test_a_serial_rollback_under_load_fails_no_request(site):
+    """After the rolls above every app host keeps two releases or more: each goes back to the one it
+    served before, one host at a time, out of the traffic while it switches."""
+    kept = json.loads(provision("releases", "-H", "app", "-i", site.inventory, "--json").stdout)["hosts"]
+    previous = {h["host"]: h["apps"][0]["releases"][1]["id"] for h in kept}
+    load, started = Load(site.balancer.address), time.monotonic()
+    try:
+        result = provision("rollback", "-H", "app", "-i", site.inventory, "--json", "--serial", "1", check=False)
+    finally:
+        took = time.monotonic() - started
+        answered, failed = load.finish()
+    print(f"serial rollback: {answered} requests answered, {failed} non-2xx, {load.socket_errors} socket errors; "
+          f"it took {took:.0f} s")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, json.dumps(report, indent=1)[-3000:]
+    assert report["roll"]["batches"] == [[h.name] for h in site.apps] and report["roll"]["released"] == [
+        h.name for h in site.apps]
+    assert all(h["remote"].get("uploads", 0) == 0 for h in report["hosts"]), report["hosts"]
+    assert {h.name: release_of(site, h) for h in site.apps} == previous
+    assert answered > 100 and (failed, load.socket_errors) == (0, 0), (answered, failed, load.socket_errors)

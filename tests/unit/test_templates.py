@@ -110,7 +110,7 @@ def test_nginx_site_defaults():
         "server_tokens off;",
         "gzip on;",
         "client_max_body_size 10m;",
-        "access_log /var/log/nginx/model_api.access.log;",
+        "access_log /var/log/nginx/model_api.access.log model_api_timed;",
         "error_log /var/log/nginx/model_api.error.log;",
         "location /static/ {",
         "alias /srv/model_api/current/app/static/;",
@@ -208,8 +208,11 @@ def test_uwsgi_ini_defaults():
     sections = _uwsgi_sections(out)
     # Where the app listens, in the ini: the unit's socket, and the standby's for a restart; nginx's
     # uwsgi_socket is a link to the one that serves. Both load the same [app].
-    assert sections["uwsgi"] == {"socket": "/run/model_api/uwsgi-main.sock", "ini": "%p:app"}
-    assert sections["standby"] == {"socket": "/run/model_api/uwsgi-standby.sock", "ini": "%p:app"}
+    # Each has its stats socket (`provision top`) in a directory of the app user's.
+    assert sections["uwsgi"] == {"socket": "/run/model_api/uwsgi-main.sock", "ini": "%p:app",
+                                 "stats": "/run/model_api/stats/main.sock"}
+    assert sections["standby"] == {"socket": "/run/model_api/uwsgi-standby.sock", "ini": "%p:app",
+                                   "stats": "/run/model_api/stats/standby.sock"}
     assert lines(out)[lines(out).index("[app]") + 1] == "plugins = python3"  # first, or strict mode rejects `module`
     assert _uwsgi_options(out) == {
         "plugins": "python3", "strict": "true",
@@ -585,6 +588,7 @@ def test_example_release_served_by_uwsgi_behind_nginx(tmp_path):
     nginx_proc = None
     with uwsgi_log.open("w") as log:
         sock.symlink_to("uwsgi-main.sock")  # as the unit's ExecStartPre: nginx's socket links to the unit's
+        (sock.parent / "stats").mkdir()  # as its other ExecStartPre: the stats sockets' directory
         uwsgi_proc = subprocess.Popen([UWSGI, "--ini", str(ini)], stdout=log, stderr=subprocess.STDOUT,
                                       env={k: val for k, val in os.environ.items()
                                            if k != "NOTIFY_SOCKET"})
