@@ -1,4 +1,4 @@
-"""The day-two commands: `releases`, `rollback`, `history` (registered on cli.app by cli.py).
+"""The day-two commands: `releases`, `rollback`, `history` (on cli_common.app; cli.py imports this module).
 
 Each does its work per host in the engine (engine/releases.py, engine/rollback.py,
 engine/history.py); here the command line is only parsed and the answers printed. As in cli.py,
@@ -13,12 +13,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import (DEFAULT_FORKS, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts, _on_each, _serial,
-                  _show_reports, _stream, app)
+from .cli_common import (DEFAULT_FORKS, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts, _serial,
+                         _show_reports, _stream, app)
 from .config.cli_options import inventory_options
 from .errors import EXIT_UNREACHABLE, UserError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def _each(hosts, forks: int, work) -> list:
+    """`work(host, session)` on every host (engine/fanout.py): its value, or the UserError it met."""
+    from .engine.fanout import in_sessions
+    return [r.error if r.error is not None else r.value for r in in_sessions(hosts, work, forks=forks)]
 
 
 def _when(epoch: float | None) -> str:
@@ -33,7 +39,7 @@ def releases(host: HostOpt, inventory: InvOpt = None, json_out: JsonOpt = False,
     from .engine.releases import read_releases
     from .stack import STACK
     hosts = _hosts(host, inventory, ask_become_pass)
-    found = _on_each(hosts, forks, lambda h, session: read_releases(STACK, h.vars, session))
+    found = _each(hosts, forks, lambda h, session: read_releases(STACK, h.vars, session))
     unreachable = any(isinstance(f, UserError) for f in found)
     if json_out:
         print(json.dumps({"hosts": [
@@ -92,7 +98,7 @@ def history(host: HostOpt, inventory: InvOpt = None, last: Annotated[int, typer.
     """Each host's deploy history (deploys, rollbacks, failed attempts), several hosts merged by time."""
     from .engine.history import read_history
     hosts = _hosts(host, inventory, ask_become_pass)
-    found = _on_each(hosts, forks, lambda h, session: read_history(session, last))
+    found = _each(hosts, forks, lambda h, session: read_history(session, last))
     merged = sorted(({"host": h.name, **e} for h, f in zip(hosts, found) if not isinstance(f, UserError) for e in f),
                     key=lambda e: e.get("at") or 0)
     errors = {h.name: f.cause for h, f in zip(hosts, found) if isinstance(f, UserError)}

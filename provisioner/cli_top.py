@@ -1,4 +1,4 @@
-"""`provision top` (registered on cli.app by cli.py): a live view of each host's served site.
+"""`provision top` (on cli_common.app; cli.py imports this module): a live view of each host's served site.
 
 The samples are taken per host by the engine (engine/top.py) on one session per host kept open;
 here the command line is parsed and the rows drawn, in place on a terminal (rich's Live).
@@ -7,12 +7,11 @@ here the command line is parsed and the rows drawn, in place on a terminal (rich
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import typer
 
-from .cli import AskPass, HostOpt, InvOpt, _hosts, _stream, app
+from .cli_common import AskPass, HostOpt, InvOpt, _hosts, _stream, app
 from .config.cli_options import inventory_options
 from .errors import EXIT_UNREACHABLE, UserError
 
@@ -47,6 +46,7 @@ def top(host: HostOpt, inventory: InvOpt = None,
     """A live view of each host: requests/s, 4xx/5xx, latency p50/p99, uWSGI workers, queue, memory."""
     from rich.live import Live
 
+    from .engine.fanout import fan_out
     from .engine.top import sample
     from .remote.session import Session, close_all
     from .stack import STACK
@@ -67,24 +67,24 @@ def top(host: HostOpt, inventory: InvOpt = None,
                 lost.close()
             return UserError(f"connection lost: {e}", "it is tried again at the next sample")
 
-    def round_of_samples(pool) -> list:
-        return list(pool.map(one, hosts))
+    def round_of_samples() -> list:
+        """One sample of every host at once (an error is a host's sample: `one` never raises it)."""
+        return [r.value for r in fan_out(hosts, one, forks=len(hosts))]
 
     console = _stream("console")
     try:
-        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-            if once:
-                samples = round_of_samples(pool)
-                _print(console, hosts, samples, json_out)
-                raise typer.Exit(EXIT_UNREACHABLE if any(isinstance(s, UserError) for s in samples) else 0)
-            if json_out:
-                while True:
-                    _print(console, hosts, round_of_samples(pool), json_out=True)
-            with Live(_table([(h.name, "connecting") + ("",) * (len(COLUMNS) - 2) for h in hosts]),
-                      console=console, auto_refresh=False) as live:
-                while True:
-                    live.update(_table([_row(h.name, s) for h, s in zip(hosts, round_of_samples(pool))]),
-                                refresh=True)
+        if once:
+            samples = round_of_samples()
+            _print(console, hosts, samples, json_out)
+            raise typer.Exit(EXIT_UNREACHABLE if any(isinstance(s, UserError) for s in samples) else 0)
+        if json_out:
+            while True:
+                _print(console, hosts, round_of_samples(), json_out=True)
+        with Live(_table([(h.name, "connecting") + ("",) * (len(COLUMNS) - 2) for h in hosts]),
+                  console=console, auto_refresh=False) as live:
+            while True:
+                live.update(_table([_row(h.name, s) for h, s in zip(hosts, round_of_samples())]),
+                            refresh=True)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     finally:

@@ -22,7 +22,7 @@ from ..remote.session import Session
 from ..resources import AppRelease
 from ..resources.release_meta import operator
 from ..resources.release_switch import ReleaseSwitch
-from ..variables import redact
+from ..config.values import redact
 from .deploy import HostReport
 from .status import HostStatus, StepStatus
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from rich.console import Console
 
-from provisioner import cli
+from provisioner import cli_common as cli
 
 pytestmark = pytest.mark.unit
 
