@@ -165,7 +165,10 @@ class Session:
         wrapped = "\n".join([in_main_shell, scripts.text("session.sh"), function("provision_script", script),
                              cmd("provision_run", token), ""])
         self.metrics["scripts"] = self.metrics.get("scripts", 0) + 1
-        self._chan.sendall(wrapped.encode())
+        try:
+            self._chan.sendall(wrapped.encode())
+        except OSError as e:  # the shell ended before the script got there (sudo refused at once): why
+            raise EOFError(self._why_ended() or str(e)) from None
         out = self._read_until(token.encode(), timeout)
         body, _, tail = out.rpartition(token.encode())
         rc = int(tail.split()[0]) if tail.split() else 255
@@ -195,12 +198,17 @@ class Session:
                                     "look at the host (provision logs) and run again", EXIT_FAILED)
                 continue
             if not data:
-                stderr = b""
-                while chan.recv_stderr_ready():
-                    stderr += chan.recv_stderr(65536)
-                detail = stderr.decode(errors="replace").strip().replace(SUDO_PROMPT, "").strip()
-                raise EOFError(detail or "remote shell ended")
+                raise EOFError(self._why_ended() or "remote shell ended")
             self._buf += data
+
+    def _why_ended(self) -> str:
+        """What the ended shell (or sudo before it) said on stderr, once its exit has arrived."""
+        chan = self._chan
+        chan.status_event.wait(2)
+        stderr = b""
+        while chan.recv_stderr_ready():
+            stderr += chan.recv_stderr(65536)
+        return stderr.decode(errors="replace").strip().replace(SUDO_PROMPT, "").strip()
 
     def upload(self, local, remote_dir: str) -> str:
         """Copy a (large) file, or a stream (an object with `name` and `open()`, written while it is

@@ -403,7 +403,7 @@ def test_killed_and_interrupted_fresh_deploys_converge(lab_hosts, tmp_path):
     inv = write_inv(tmp_path / "inv.yml", [killed, interrupted], deploy_lock_timeout=300)
     # Wait on each host (one connection each) for the moment to strike; the deploys start meanwhile.
     moment = {killed.name: "pgrep -x dpkg >/dev/null",
-              interrupted.name: "pgrep -f 'venv/bin/pip' >/dev/null"}
+              interrupted.name: "pgrep -f '/bin/pip install' >/dev/null"}
     watchers = {h: start("run", "-H", h, "-i", inv, "--",
                          f"for i in $(seq 2400); do if {cond}; then echo READY; exit 0; fi; sleep 0.05; done")
                 for h, cond in moment.items()}

@@ -230,6 +230,16 @@ def launch(rec: dict) -> None:
         p = subprocess.Popen(["/bin/bash", rec["launcher"]], stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     rec["launcher_pid"] = p.pid
+    _launchers[p.pid] = p  # kept: how it ended is evidence when a host dies while booting
+
+
+_launchers: dict[int, subprocess.Popen] = {}
+
+
+def _how_it_ended(pid: int) -> str:
+    """A launcher of this process that ended: its exit status (a signal is negative)."""
+    p = _launchers.get(pid)
+    return f" (launcher pid {pid} ended with {p.poll()})" if p is not None else f" (launcher pid {pid})"
 
 
 def nspawn_pid(rec: dict) -> int | None:
@@ -263,7 +273,8 @@ def wait_ready(rec: dict, timeout: float = READY_TIMEOUT) -> float:
 
     def alive_or_raise():
         if not common.pid_alive(rec["launcher_pid"], rec["launcher"]):
-            raise RuntimeError(f"lab host {rec['name']} exited while booting:\n{log_tail(rec)}")
+            raise RuntimeError(f"lab host {rec['name']} exited while booting{_how_it_ended(rec['launcher_pid'])}:\n"
+                               f"{log_tail(rec)}")
 
     def sshd_answers() -> bool:
         alive_or_raise()
