@@ -58,6 +58,18 @@ OOPS ! failed loading app in worker 2 (pid 4148)
 """
 
 
+# A CI run under load: the same, but the journal kept worker 2's KeyError without the interrupt it led to.
+KEY_ERROR_ALONE = f"""{ONE_WORKER}\
+Traceback (most recent call last):
+  File "<frozen importlib._bootstrap_external>", line 1437, in _path_importer_cache
+KeyError: '/srv/model_api/current/venv/lib/python3.11/site-packages/itsdangerous'
+unable to load app 0 (mountpoint='') (callable not found or import error)
+*** no app loaded. GAME OVER ***
+worker 1 buried after 1 seconds
+OOPS ! failed loading app in worker 2 (pid 4273)
+"""
+
+
 def report(tmp_path, journal: str) -> str:
     """unit_failure.sh's output with a journalctl that prints JOURNAL."""
     (tmp_path / "journal").write_text(journal)
@@ -98,3 +110,9 @@ def test_a_chained_error_without_an_interrupt_is_still_the_cause(tmp_path):
     chained = INTERRUPTED_WHILE_HANDLING.replace("KeyboardInterrupt", "RuntimeError: no config")
     out = first_part(report(tmp_path, chained), chained)
     assert out.startswith("Traceback (most recent call last):\n") and "RuntimeError: no config" in out, out
+
+
+def test_an_import_machinery_error_alone_is_no_cause_beside_the_apps(tmp_path):
+    out = first_part(report(tmp_path, KEY_ERROR_ALONE), KEY_ERROR_ALONE)
+    assert f"    import no_such_module_xyz\n{IMPORT_ERROR}\n" in out, out
+    assert "KeyError" not in out, out

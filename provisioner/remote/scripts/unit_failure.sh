@@ -10,6 +10,9 @@
 # KeyboardInterrupt happened while handling (the SIGINT reached a worker inside importlib's own
 # `except KeyError`: "During handling of the above exception, another exception occurred") is part of
 # that interrupt, not a cause: a lab run printed such a KeyError instead of the app's ImportError.
+# The journal does not always keep that chain whole (a CI run under load showed the KeyError alone):
+# a KeyError raised in frames that are all the interpreter's frozen import machinery is importlib's own
+# cache miss, never a cause.
 # Given: UNIT, SINCE.
 journal() {
     journalctl -u "$UNIT" --since "$SINCE" --no-pager -o cat
@@ -23,17 +26,20 @@ journal | awk '
 /^Traceback \(most recent call last\):/ {
     in_chain = chained; chained = 0
     if (!in_chain) taken = 0      # the traceback taken last is no context of this one
-    tb = $0; error_at_start = error; next
+    tb = $0; error_at_start = error; real = 0; next
 }
 /^(During handling of the above exception|The above exception was the direct cause)/ { if (taken) chained = 1; next }
 /^[A-Za-z_][A-Za-z0-9_.]*(Error|Exception)(: |$)/ { error = $0 }
 tb != "" {
     tb = tb "\n" $0
+    if ($0 ~ /^  File "/ && $0 !~ /^  File "<frozen /) real = 1
     if ($0 !~ /^[ \t]/) {
-        if ($0 !~ /^KeyboardInterrupt/) {
+        if ($0 ~ /^KeyboardInterrupt/) {
+            if (in_chain && taken) { last = last_before; error = error_before; taken = 0 }  # the interrupt context
+        } else if (!real && $0 ~ /^KeyError: /) {
+            error = error_at_start                                  # importlib: its own cache miss
+        } else {
             last_before = last; error_before = error_at_start; last = tb; taken = 1
-        } else if (in_chain && taken) {
-            last = last_before; error = error_before; taken = 0    # it was the interrupt context
         }
         tb = ""
     }
