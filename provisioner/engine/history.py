@@ -26,7 +26,8 @@ from ..config.values import redact
 from .deploy import HostReport
 from .status import HostStatus, StepStatus
 
-HISTORY_FILE = "/var/lib/provision/history.jsonl"
+# A directory of its own (root only): /var/lib/provision must stay open to nginx (the ACME webroot is in it)
+HISTORY_FILE = "/var/lib/provision/history/history.jsonl"
 HISTORY_KEEP = 1000  # ~300 bytes an entry: at most ~0.3 MB a host
 
 

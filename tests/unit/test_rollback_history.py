@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from provisioner import PROJECT_ROOT
 from provisioner.engine.deploy import HostReport
-from provisioner.engine.history import entry
+from provisioner.engine.history import HISTORY_FILE, entry
 from provisioner.engine.rollback import RollbackStack
 from provisioner.engine.status import HostStatus
 from provisioner.errors import UserError
@@ -21,6 +21,7 @@ from provisioner.resources import SystemFacts
 from provisioner.resources.release_meta import KeptRelease, list_script, parse_list, source_info, went_live
 from provisioner.resources.release_switch import ReleaseSwitch
 from provisioner.stack import STACK
+from provisioner.stack.tls import ACME_WEBROOT
 
 pytestmark = pytest.mark.unit
 
@@ -110,7 +111,9 @@ def test_the_rollback_stack_declares_only_the_release_switch_and_its_handler():
 
 
 def test_the_history_stays_bounded_and_every_line_is_json(tmp_path):
-    history = tmp_path / "state" / "history.jsonl"
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    history = state / "history" / "history.jsonl"
     kept_on(tmp_path / "app", {"aaa": 1}, current="aaa")
     for n in range(25):
         sh(scripts.fragment("history_append.sh", FILE=history, KEEP=10, ENTRY=json.dumps({"n": n})[:-1],
@@ -118,6 +121,10 @@ def test_the_history_stays_bounded_and_every_line_is_json(tmp_path):
     entries = [json.loads(line) for line in history.read_text().splitlines()]
     assert 10 <= len(entries) <= 11 and entries[-1] == {"n": 24, "current": ["aaa", ""]}
     assert oct(history.stat().st_mode & 0o777) == "0o600"
+    assert oct(history.parent.stat().st_mode & 0o777) == "0o700"
+    # its parent stays open: on a host that is /var/lib/provision, and nginx serves ACME challenges from it
+    assert oct(state.stat().st_mode & 0o777) == "0o755"
+    assert PurePosixPath(HISTORY_FILE).parent != PurePosixPath(ACME_WEBROOT).parent
 
 
 def test_the_source_of_a_git_checkout_is_its_commit_and_whether_it_is_dirty(tmp_path):

@@ -2,6 +2,8 @@
 # past KEEP + KEEP/10 lines, only the last KEEP stay (so the file is rewritten once in KEEP/10 entries).
 # The entry ends with the release each app's `current` link names now.
 # Given: FILE, KEEP, ENTRY (a JSON object without its closing brace), LINKS (current links, one a line).
+# FILE is in a directory of its own, made root-only here (its parent, /var/lib/provision, holds the
+# ACME webroot that nginx must reach).
 mkdir -p "$(dirname "$FILE")" && chmod 0700 "$(dirname "$FILE")" || exit 1
 current=""
 for link in $LINKS; do
