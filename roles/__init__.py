@@ -11,7 +11,7 @@ from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
 
-from . import app, balancer, base, firewall, floating, front, nginx, tls, uwsgi
+from . import app, balancer, base, firewall, floating, front, metrics, nginx, tls, uwsgi
 from .layout import Layout, site_name, uwsgi_stats_sockets
 
 
@@ -29,7 +29,7 @@ class NotOnBalancers:
 
 
 class NginxUwsgi(Stack):
-    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer, floating)
+    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer, floating, NotOnBalancers(metrics))
     templates = TEMPLATES_DIR
     log_services = ("nginx", "uwsgi", "app")
 

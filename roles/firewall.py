@@ -19,6 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioner.config.metrics import metrics_on
 from provisioner.config.topology import UPSTREAM_KEEPALIVE_SECONDS
 from provisioner.engine.handlers import Handler
 from provisioner.errors import UserError
@@ -42,18 +43,23 @@ def guards_vrrp(v) -> bool:
     return floating.wanted(v) and v.firewall
 
 
+def guards_metrics(v) -> bool:
+    """A host with metrics on admits the exporters' ports from the scrapers only (roles/metrics.py)."""
+    return metrics_on(v) and v.firewall
+
+
 def resources(v):
     at = Layout.of(v)
-    if wanted(v) or guards_vrrp(v):
+    if wanted(v) or guards_vrrp(v) or guards_metrics(v):
         yield packages(v, "nftables")
-        rules = "nftables/app-firewall.nft.j2" if wanted(v) else "nftables/balancer-vrrp.nft.j2"
+        rules = "nftables/balancer-vrrp.nft.j2" if guards_vrrp(v) else "nftables/app-firewall.nft.j2"
         yield Template(at.firewall_rules, rules, rules_context(v), notify=("reload firewall",))
     if wanted(v):
         yield Template(at.app_down_rules, "nftables/app-down.nft.j2", {**rules_context(v), "table": down_table(v)},
                        notify=("refresh app-down table",))
         yield Directory(at.app_unit_dropin.rpartition("/")[0])
         yield Template(at.app_unit_dropin, "systemd/app-down.conf.j2", down_context(v), kind=SystemdUnit)
-    if wanted(v) or guards_vrrp(v):
+    if wanted(v) or guards_vrrp(v) or guards_metrics(v):
         yield Template(at.firewall_unit_file, "systemd/provision-firewall.service.j2",
                        {**rules_context(v), "app_unit": at.unit if wanted(v) else ""}, kind=SystemdUnit,
                        notify=("reload firewall",))
@@ -70,7 +76,7 @@ def resources(v):
 def handlers(v):
     at = Layout.of(v)
     reload = Handler("reload firewall", check=f"nft -c -f {at.firewall_rules}", run=f"nft -f {at.firewall_rules}")
-    if guards_vrrp(v):
+    if guards_vrrp(v) or (guards_metrics(v) and not wanted(v)):
         return [reload]
     if wanted(v):
         down = down_table(v)
@@ -155,8 +161,13 @@ def rules_context(v) -> dict:
                             "firewall admits addresses only",
                             "set private_address of each balancer to its IP address (or firewall: false)") from None
     ports = [v.http_port] + ([v.https_port] if v.tls != "off" else [])
+    scrapers = [ipaddress.ip_network(n) for n in v.metrics_scraper] if guards_metrics(v) else []
     return {**context(v), "table": table_name(v), "ports": ports, "peers": [a for _, a in v.vrrp_peers],
-            "ipv4": [str(a) for a in addresses if a.version == 4], "ipv6": [str(a) for a in addresses if a.version == 6]}
+            "ipv4": [str(a) for a in addresses if a.version == 4], "ipv6": [str(a) for a in addresses if a.version == 6],
+            "behind_balancers": wanted(v),
+            "metrics_ports": [v.metrics_nginx_port, v.metrics_uwsgi_port] if guards_metrics(v) else [],
+            "scrapers4": [str(n) for n in scrapers if n.version == 4],
+            "scrapers6": [str(n) for n in scrapers if n.version == 6]}
 
 
 HERE = Path(__file__).parent

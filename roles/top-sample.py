@@ -47,6 +47,15 @@ def rss_bytes(pid):
         return 0
 
 
+def status_and_seconds(line):
+    """A line of the site's access log: access_log_format json (an object) or combined with the
+    request time last."""
+    if line.startswith("{"):
+        entry = json.loads(line)
+        return int(entry["status"]), float(entry["request_time"])
+    return int(line.split('"', 2)[2].split()[0]), float(line.rsplit(" ", 1)[1])
+
+
 def percentile(values, share):
     return values[min(len(values) - 1, int(share * len(values)))] if values else None
 
@@ -63,13 +72,12 @@ requests_after, active = nginx_requests()
 took = time.monotonic() - started
 statuses, timings = [], []
 for line in (log.read().decode(errors="replace").splitlines() if log else []):
-    words = line.rsplit(" ", 1)
-    head = line.split('"', 2)
     try:
-        timings.append(float(words[1]) * 1000)
-        statuses.append(int(head[2].split()[0]))
-    except (IndexError, ValueError):
+        status, took = status_and_seconds(line)
+    except (IndexError, KeyError, TypeError, ValueError):
         continue  # a line of another format
+    timings.append(took * 1000)
+    statuses.append(status)
 timings.sort()
 stats = uwsgi_stats()
 workers = stats["workers"] if stats else []

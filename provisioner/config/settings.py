@@ -13,6 +13,7 @@ from provisioner.config.kinds import (ABS_PATH, ADDRESS, APP_NAME, BOOL, CONTROL
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Kind, integer)
+from provisioner.config.metrics import LOG_FORMAT, SCRAPERS
 from provisioner.config.topology import FLOATING, SERIAL, UPSTREAM_METHOD, VRRP_PASSWORD, vrrp_password, vrrp_router_id
 from provisioner.errors import UserError
 
@@ -133,6 +134,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("floating_standby", BOOL, False, "this balancer gives floating_address up (maintenance)", conf=False),
     S("vrrp_router_id", integer(0, 255), vrrp_router_id, "VRRP virtual router id, unique on the network", conf=True),
     S("vrrp_password", VRRP_PASSWORD, vrrp_password, "VRRP authentication (PASS, 8 characters, sent in clear)", conf=True),
+    # Metrics for a monitoring system and the access log's format (config/metrics.py, roles/metrics.py).
+    S("metrics_scraper", SCRAPERS, [], "addresses/networks that may scrape the exporters (empty = no exporters)", conf=True),
+    S("metrics_nginx_port", PORT, 9113, "prometheus-nginx-exporter's port on private_address", conf=True),
+    S("metrics_uwsgi_port", PORT, 9117, "the uWSGI stats exporter's port on private_address", conf=True),
+    S("access_log_format", LOG_FORMAT, "combined", "nginx access log: combined (+ request time) or json", conf=True),
     S("provision_ignore", VAR_NAMES, [], "variables of other roles that look like a typo of a setting", conf=False),
 )
 del S

@@ -17,6 +17,7 @@ from provisioner.config.ansible_names import ALIASES, ANSIBLE_IGNORED, REFUSED_U
 from provisioner.config.app_check import check_app
 from provisioner.config.front import check_tls
 from provisioner.config.kinds import Invalid
+from provisioner.config.metrics import check_metrics
 from provisioner.config.secret import MASK, Secret
 from provisioner.config.settings import COMPUTED, COMPUTED_BY_NAME, SETTINGS, SETTINGS_BY_NAME, Setting
 from provisioner.config.vault import decrypted
@@ -190,6 +191,7 @@ def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, wa
         raise UserError(f"app_user of {where} is root; the app must never run as root",
                         "leave app_user unset (it defaults to app_name) or name an unprivileged user")
     check_tls(values, getattr(given, "bases", {}), where, base_dir)
+    check_metrics(values, where)
     harakiri, read_timeout = values["uwsgi_harakiri"], values["uwsgi_read_timeout"]
     if "uwsgi_read_timeout" in given and harakiri and read_timeout <= harakiri:
         warnings.append(f"uwsgi_read_timeout ({read_timeout}s, {_origin(given, 'uwsgi_read_timeout') or where}) "

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.labs import container as lab
-from provisioner.labs.container import write_inventory
+from provisioner.labs.container import network, write_inventory
 from provisioner.labs.example_app import example_app
 from provisioner.labs.load import run_slice
 from test_zero_downtime import Load, healthz
@@ -212,3 +212,58 @@ def test_top_counts_what_wrk_sent_and_reads_only_where_it_may(site):
     who = site.provision("run", "--", "runuser -u www-data -- python3 -c 'import socket; socket.socket(socket.AF_UNIX)"
                                       ".connect(\"/run/model_api/stats/main.sock\")' 2>&1 | tail -n 1")
     assert "PermissionError" in who.stdout, who.stdout
+
+
+def scrape(address: str, port: int) -> dict[str, float]:
+    """One scrape of an exporter's /metrics: each sample line (name with labels) and its value."""
+    with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def test_metrics_answer_the_admitted_scraper_only_and_top_reads_the_json_access_log(site):
+    """Metrics on, from the controller's bridge address (the lab's only address outside the host): both
+    exporters answer on the host's private address with figures that move with 40 requests, run as
+    unprivileged users, and `top` reads the JSON access log; then with another scraper admitted the
+    controller's connections go nowhere while the exporters still listen; then off: both stopped."""
+    address = site.host.address
+    controller = network.gateway(f"{address}/24")
+    site.deploy("metrics", site.inventory("metrics", metrics_scraper=[controller], access_log_format="json"))
+    nginx_before, uwsgi_before = scrape(address, 9113), scrape(address, 9117)
+    for _ in range(40):
+        assert healthz(address)[0] == 200
+    nginx_after, uwsgi_after = scrape(address, 9113), scrape(address, 9117)
+    print(f"nginx: {nginx_before['nginx_http_requests_total']:.0f} -> {nginx_after['nginx_http_requests_total']:.0f} "
+          f"requests; uwsgi: {uwsgi_before['uwsgi_requests_total']:.0f} -> {uwsgi_after['uwsgi_requests_total']:.0f}")
+    assert nginx_after["nginx_up"] == 1 and nginx_after["nginx_connections_active"] >= 1
+    assert nginx_after["nginx_http_requests_total"] - nginx_before["nginx_http_requests_total"] >= 40
+    assert uwsgi_after["uwsgi_up"] == 1 and uwsgi_after['uwsgi_workers{status="idle"}'] >= 1
+    assert uwsgi_after["uwsgi_requests_total"] - uwsgi_before["uwsgi_requests_total"] >= 40
+    users = site.provision("run", "--", "ps -o user= -p \"$(systemctl show -p MainPID --value prometheus-nginx-exporter) "
+                                        "$(systemctl show -p MainPID --value provision-uwsgi-exporter-model_api)\"")
+    assert users.stdout.split()[-2:] == ["prometheus", "model_api"], users.stdout
+
+    logged = site.provision("logs", "-s", "nginx", "-n", "1")
+    line = next(text for text in logged.stdout.splitlines() if '"status":' in text)
+    assert json.loads(line[line.index("{"):])["uri"] == "/healthz", line
+    sampled = {}
+    top = threading.Thread(target=lambda: sampled.update(result=site.provision("top", "--once", "--json",
+                                                                              "--interval", "12")))
+    top.start()
+    time.sleep(5)
+    wrk = run_slice(f"http://{address}/healthz", 4, 3)
+    top.join()
+    sample = json.loads(sampled["result"].stdout)
+    assert abs(sample["logged"] - wrk.answered) <= 0.1 * wrk.answered and sample["p50_ms"] > 0, (sample, wrk)
+
+    site.deploy("metrics", site.inventory("elsewhere", metrics_scraper=["192.0.2.1"], access_log_format="json"))
+    for port in (9113, 9117):
+        with pytest.raises(OSError):  # dropped: the connection times out
+            socket.create_connection((address, port), timeout=3).close()
+    listening = site.provision("run", "--", "ss -ltnH").stdout
+    assert f"{address}:9113" in listening and f"{address}:9117" in listening, listening
+
+    site.deploy("metrics", site.inventory("checkout"))
+    listening = site.provision("run", "--", "ss -ltnH").stdout
+    assert ":9113" not in listening and ":9117" not in listening, listening

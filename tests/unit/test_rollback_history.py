@@ -149,9 +149,21 @@ def test_only_runs_that_reached_the_host_and_did_something_enter_its_history():
         "rollback", "failed", "release 'x' is not kept", [])
 
 
-def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stats_socket(tmp_path):
+def combined_line(status: int, took: str) -> str:
+    return f'1.2.3.4 - - [x] "GET / HTTP/1.1" {status} 5 "-" "a b c" {took}\n'
+
+
+def json_line(status: int, took: str) -> str:
+    """access_log_format json, as nginx's escape=json writes it (a quote in the user agent escaped)."""
+    return ('{"time":"2026-01-01T00:00:00+00:00","remote_addr":"1.2.3.4","method":"GET","uri":"/",'
+            f'"status":{status},"body_bytes_sent":5,"request_time":{took},"user_agent":"a \\"b\\" c"}}\n')
+
+
+@pytest.mark.parametrize("log_line", [combined_line, json_line], ids=["combined", "json"])
+def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stats_socket(tmp_path, log_line):
     """roles/top-sample.py against stand-ins on loopback: a stub_status page counting 120 requests
-    more, 4 log lines appended during the sample (one of another format), a uWSGI stats socket."""
+    more, 4 log lines appended during the sample (one of another format) in either access_log_format,
+    a uWSGI stats socket."""
     import socket
     import threading
     import time
@@ -186,7 +198,7 @@ def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stat
         time.sleep(0.4)  # the sampler went to the log's end as the first look ended; it reads at 1 s
         with log.open("a") as f:
             for status, took in ((200, "0.010"), (404, "0.020"), (503, "0.400"), (499, "0.001")):
-                f.write(f'1.2.3.4 - - [x] "GET / HTTP/1.1" {status} 5 "-" "a b c" {took}\n')
+                f.write(log_line(status, took))
             f.write('1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "old format"\n')
 
     threads = [threading.Thread(target=t) for t in (nginx, uwsgi, write_log)]
