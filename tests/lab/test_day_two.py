@@ -228,7 +228,7 @@ def test_metrics_answer_the_admitted_scraper_only_and_top_reads_the_json_access_
     unprivileged users, and `top` reads the JSON access log; then with another scraper admitted the
     controller's connections go nowhere while the exporters still listen; then off: both stopped."""
     address = site.host.address
-    controller = network.gateway(f"{address}/24")
+    controller = network.gateway(f"{address.rpartition('.')[0]}.0/24")
     site.deploy("metrics", site.inventory("metrics", metrics_scraper=[controller], access_log_format="json"))
     nginx_before, uwsgi_before = scrape(address, 9113), scrape(address, 9117)
     for _ in range(40):
