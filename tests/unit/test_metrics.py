@@ -15,14 +15,14 @@ import urllib.request
 
 import pytest
 
-from provisioner import PROJECT_ROOT, TEMPLATES_DIR
+from provisioner import PROJECT_ROOT
 from provisioner.errors import UserError
 from provisioner.inventory import load_inventory
 from provisioner.stack import STACK
 from provisioner.stack.firewall import rules_context
 from provisioner.templating import render
 from tests.unit.test_templates import (NGINX, _free_port, _nginx_conf, _nginx_t, _request, _site_for_test, _wait,
-                                       ctx, needs_nginx, settings)
+                                       needs_nginx, settings)
 
 pytestmark = pytest.mark.unit
 
@@ -220,8 +220,3 @@ def test_nginx_writes_the_json_access_log_escaped(tmp_path):
         status, "GET", "/static/missing.css?a=1", 'say "hi" \\ bye')
     assert isinstance(entry["request_time"], float) and isinstance(entry["body_bytes_sent"], int)
 
-
-def test_every_metrics_template_renders():
-    v = settings()
-    assert "Managed by provision" in render("nginx/site.conf.j2", ctx(v))
-    assert TEMPLATES_DIR.joinpath("systemd", "exporter-hardening.conf.j2").exists()
