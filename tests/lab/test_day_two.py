@@ -255,6 +255,7 @@ def test_metrics_answer_the_admitted_scraper_only_and_top_reads_the_json_access_
     wrk = run_slice(f"http://{address}/healthz", 4, 3)
     top.join()
     sample = json.loads(sampled["result"].stdout)
+    assert "logged" in sample, sampled["result"].stdout + sampled["result"].stderr
     assert abs(sample["logged"] - wrk.answered) <= 0.1 * wrk.answered and sample["p50_ms"] > 0, (sample, wrk)
 
     site.deploy("metrics", site.inventory("elsewhere", metrics_scraper=["192.0.2.1"], access_log_format="json"))
