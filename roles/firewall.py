@@ -1,5 +1,7 @@
 """An app host behind balancers admits the app's ports from the balancers only (nftables); a balancer
-with a floating address admits VRRP from the other balancers only (the same file, unit and table name).
+with a floating address admits VRRP from the other balancers only (the same file, unit and table name);
+a host with metrics (roles/metrics.py) admits the exporters' ports from metrics_scraper only (the same
+table, beside the balancers' rules on an app host).
 
 Its own table (`inet provision_APP`) in its own file, loaded by its own unit: the host's other
 rules, and Debian's nftables.service, are left alone. A host that stops being an app host behind

@@ -73,10 +73,10 @@ took = time.monotonic() - started
 statuses, timings = [], []
 for line in (log.read().decode(errors="replace").splitlines() if log else []):
     try:
-        status, took = status_and_seconds(line)
+        status, request_seconds = status_and_seconds(line)
     except (IndexError, KeyError, TypeError, ValueError):
         continue  # a line of another format
-    timings.append(took * 1000)
+    timings.append(request_seconds * 1000)
     statuses.append(status)
 timings.sort()
 stats = uwsgi_stats()

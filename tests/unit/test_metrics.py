@@ -161,6 +161,12 @@ def test_an_app_host_behind_balancers_keeps_its_balancer_rules_beside_the_metric
     assert not any("exporter" in r.label() for r in STACK.declare(hosts["lb1"].vars)[0]), "a balancer runs no app"
 
 
+def test_the_status_port_kept_apart_from_the_metrics_ports_is_the_status_page_top_reads():
+    from provisioner.config.metrics import STATUS_PORT
+    from provisioner.stack.nginx import STATUS_ADDRESS
+    assert STATUS_ADDRESS == f"127.0.0.1:{STATUS_PORT}"
+
+
 def test_metrics_off_leaves_no_exporter_and_a_host_that_turns_them_off_stops_them(tmp_path):
     v = settings()
     resources, handlers = STACK.declare(v)

@@ -212,6 +212,7 @@ def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stat
     server.close()
     stats.close()
     sample = json.loads(out.stdout)
+    assert 1 <= sample["seconds"] < 10, "the sample's own length, never a logged request's time"
     assert sample["requests_per_s"] == pytest.approx(120 / sample["seconds"], rel=0.01)
     assert (sample["logged"], sample["share_4xx"], sample["share_5xx"], sample["share_client_closed"]) == (
         4, 0.25, 0.25, 0.25)
