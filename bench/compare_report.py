@@ -169,7 +169,7 @@ def section(figures: dict, notes: str = "") -> str:
         "## Deploy speed: provision vs pyinfra vs ansible-core (issue 11)",
         "",
         f"Reproduce: `python3 bench/compare.py --hosts {','.join(map(str, counts))}` (root; it makes and removes "
-        f"its lab hosts). This run: {figures['started']}, {figures.get('bench_minutes', '?')} min on "
+        f"its lab hosts). The run took {figures.get('bench_minutes', '?')} min on "
         f"{m['cpus']} cores ({m['cpu']}), {int(m['memory'].split()[0]) / 2**20:.0f} GiB, kernel {m['kernel']}, "
         f"Python {m['python']}, load average {m['load_at_start']:.1f} at the start; pyinfra {v['pyinfra']}, "
         f"ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the container lab "
