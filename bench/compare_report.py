@@ -175,10 +175,8 @@ def section(figures: dict, notes: str = "") -> str:
         f"ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the container lab "
         "(Debian 12, apt through the lab's caching proxy, warm cache). Absolute figures are noisy on this shared "
         "machine: compare within a run.",
-        *(["", "Cells the main run did not reach come from runs of their own (column *run*: `--results NAME`, "
-            "bench/results/NAME.json keeps its date, load and versions): " + ", ".join(
-            f"`{run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}, key=int))})"
-            for run in figures.get("extra", [])) + ". A ratio across two runs is weaker evidence than one within a run."]
+        *(["", "Cells the main run did not reach come from runs of their own (column *run*, made with "
+            "`--results NAME`); a ratio across two runs is weaker evidence than one within a run."]
           if figures.get("extra") else []),
         "",
         "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's declared "

@@ -68,15 +68,34 @@ def goals(figures: dict) -> list[tuple[str, str, bool]]:
     ]
 
 
+def steps(rows: dict) -> list[tuple[str, dict, str, float, int | None]]:
+    """Each step of provision's beside its floor: (step, its row, the floor, the floor's wall s, its bytes sent)."""
+    model, example = restarts(rows)
+    out = [("cold", rows["cold"], "rsync + the same installs", rows["cold floor"]["seconds"], rows["cold floor"]["sent"]),
+           ("no-op", rows["no-op"], "", 0.0, None),
+           ("config-only restart (mean of 2)", {**rows["restart"], "seconds": model}, "the example app's restart",
+            example, None)]
+    for suffix in ("", SHAPED):
+        for change in ("code change", "weights change", "requirements change"):
+            out.append((change + suffix, rows[change + suffix], "rsync + restart", floor2(rows, change, suffix),
+                        rows[f"{change} rsync{suffix}"]["sent"]))
+    return out
+
+
 def report(figures: dict) -> None:
     rows = figures["rows"]
     load = figures["load"]
     print(f"weights {figures['weights_mb']} MB; load average (1, 5, 15 min) at the start {load[:3]}, "
-          f"at the end {load[3:]}")
-    print("| step | wall s | sent to the host MB | host disk +MB | controller CPU s |")
-    print("|---|---:|---:|---:|---:|")
-    for name, row in rows.items():
-        print(f"| {name} | {row['seconds']:.1f} | {row['sent'] / MB:.2f} | {row['disk'] / MB:.1f} | {row['cpu']:.1f} |")
+          f"at the end {load[3:]}; config-only restarts (there and back): the model app "
+          f"{rows['restart']['seconds']:.1f} and {rows['restart back']['seconds']:.1f} s, the example app "
+          f"{rows['example restart']['seconds']:.1f} and {rows['example restart back']['seconds']:.1f} s")
+    print("| step | wall s | sent MB | host disk +MB | CPU s | floor | floor wall s | floor sent MB | x floor |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
+    for name, row, floor, seconds, sent in steps(rows):
+        floor_cells = (f"{floor} | {seconds:.1f} | {'-' if sent is None else f'{sent / MB:.2f}'} | "
+                       f"{row['seconds'] / seconds:.2f}" if floor else "- | - | - | -")
+        print(f"| {name} | {row['seconds']:.1f} | {row['sent'] / MB:.2f} | {row['disk'] / MB:.1f} | {row['cpu']:.1f} | "
+              f"{floor_cells} |")
     print()
     print("| goal (ratio within this run) | figures | met |")
     print("|---|---|---|")
@@ -86,15 +105,8 @@ def report(figures: dict) -> None:
 
 def plot(figures: dict) -> None:
     """Horizontal bars: provision's wall time beside its floor's, per step."""
-    rows = figures["rows"]
-    model, example = restarts(rows)
-    pairs = [("cold deploy", rows["cold"]["seconds"], rows["cold floor"]["seconds"], "rsync + same installs"),
-             ("config-only restart", model, example, "the example app's")]
-    for suffix in ("", SHAPED):
-        for change in ("code change", "weights change", "requirements change"):
-            pairs.append((change + suffix, rows[change + suffix]["seconds"], floor2(rows, change, suffix),
-                          "rsync + restart"))
-    PLOT.write_text(svg_bars(pairs, "wall time, s (one run, one Debian 12 lab host, 200 MB of weights)"))
+    pairs = [(name, row["seconds"], seconds, floor) for name, row, floor, seconds, _ in steps(figures["rows"]) if floor]
+    PLOT.write_text(svg_bars(pairs, f"wall time, s: one run, one Debian 12 lab host, {figures['weights_mb']} MB of weights"))
 
 
 def svg_bars(pairs: list[tuple[str, float, float, str]], title: str) -> str:
