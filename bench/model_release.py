@@ -94,7 +94,7 @@ class Host:
             subprocess.run(["tc", "qdisc", "replace", "dev", self.veth, "root", "tbf", "rate", "20mbit",
                             "burst", "32kbit", "latency", "400ms"], check=True)
         else:
-            subprocess.run(["tc", "qdisc", "del", "dev", self.veth, "root"], check=False)
+            subprocess.run(["tc", "qdisc", "del", "dev", self.veth, "root"], check=False, capture_output=True)
 
 
 def measure(host: Host, action) -> dict:
@@ -182,10 +182,11 @@ def main() -> None:
         host.run("apt-get install -q -y rsync >/dev/null && mkdir -p /srv/rsync-floor/0")
         rows["no-op"] = measure(host, deploy(model, lab_host.name))
         step, figures["changed"] = 1, {}
+        edits = changes(app, args.weights_mb)
         for shaped in (False, True):
             host.shape(shaped)
             suffix = " (20 Mbit/s)" if shaped else ""
-            for change, edit in changes(app, args.weights_mb):
+            for change, edit in edits:
                 before = tree(app)
                 edit()
                 figures["changed"][change + suffix] = changed_bytes(before, tree(app))
@@ -210,15 +211,21 @@ def main() -> None:
 
 
 def changes(app: Path, weights_mb: int) -> list:
+    """Each change and the edit that makes it; each edit makes a release the host has never seen (its
+    count goes on from one pass to the next) and touches nothing else (the requirements stay as they are)."""
     version = {"n": 1}
+
+    def rewrite(**what) -> None:
+        requirements = (app / "requirements.txt").read_text()
+        model_app(app, weights_bytes=weights_mb * 10**6, scikit_learn=True, version=version["n"], **what)
+        (app / "requirements.txt").write_text(requirements)
 
     def code() -> None:
         version["n"] += 1
-        model_app(app, weights_bytes=weights_mb * 10**6, scikit_learn=True, version=version["n"])
+        rewrite()
 
     def weights() -> None:
-        model_app(app, weights_bytes=weights_mb * 10**6, scikit_learn=True, version=version["n"],
-                  weights_seed=f"weights {version['n']}".encode())
+        rewrite(weights_seed=f"weights {version['n']}".encode())
 
     def requirements() -> None:
         req = app / "requirements.txt"
