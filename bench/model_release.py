@@ -51,7 +51,9 @@ from provisioner.labs.model_app import model_app
 
 ROOT = "/srv/model_api"
 FLOORS = "/srv/rsync-floor /srv/cold-floor"
-SETTINGS = {"app_module": "model_app.wsgi", "app_callable": "app"}
+# Every release of the run stays on the host (3 would prune the first venv before the requirements
+# change back could reuse it, and count the prune against the disk figures).
+SETTINGS = {"app_module": "model_app.wsgi", "app_callable": "app", "keep_releases": 10}
 EXAMPLE = {"app_source": str(CHECKOUT / "examples/model_api")}  # the example app: default module
 EXTRA_REQUIREMENT = "six==1.17.0\n"
 WHEELS = Path.home() / ".cache/provision/wheels"  # the controller's wheelhouse per requirements key
