@@ -129,7 +129,8 @@ def deploy(inventory: Path, host_name: str):
 def rsync_floor(host: Host, app: Path, step: int):
     """The changed tree over one OpenSSH connection, sharing the previous copy's files (--link-dest)."""
     def action() -> str:
-        host.rsync(f"{app}/", f"/srv/rsync-floor/{step}/", f"--link-dest=/srv/rsync-floor/{step - 1}")
+        shared = [f"--link-dest=/srv/rsync-floor/{step - 1}"] if step > 1 else []
+        host.rsync(f"{app}/", f"/srv/rsync-floor/{step}/", *shared)
         return "rsync"
     return action
 
@@ -181,7 +182,8 @@ def main() -> None:
         installed = host.packages() - fresh | {"rsync"}  # rsync: the floor's transfer, not provision's
         [key] = host.run(f"ls {ROOT}/venvs").split()
         rows["cold floor"] = measure(floor_host, cold_floor(floor_host, app, installed, WHEELS / key))
-        host.run("apt-get install -q -y rsync >/dev/null && mkdir -p /srv/rsync-floor/0")
+        host.run("apt-get install -q -y rsync >/dev/null")
+        rsync_floor(host, app, 1)()  # the tree as deployed: what the first change's rsync links to
         rows["no-op"] = measure(host, deploy(model, lab_host.name))
         step, figures["changed"] = 1, {}
         edits = changes(app, args.weights_mb)

@@ -71,9 +71,9 @@ def goals(figures: dict) -> list[tuple[str, str, bool]]:
 def steps(rows: dict) -> list[tuple[str, dict, str, float, int | None]]:
     """Each step of provision's beside its floor: (step, its row, the floor, the floor's wall s, its bytes sent)."""
     model, example = restarts(rows)
-    out = [("cold", rows["cold"], "rsync + the same installs", rows["cold floor"]["seconds"], rows["cold floor"]["sent"]),
+    out = [("cold", rows["cold"], "rsync + installs", rows["cold floor"]["seconds"], rows["cold floor"]["sent"]),
            ("no-op", rows["no-op"], "", 0.0, None),
-           ("config-only restart (mean of 2)", {**rows["restart"], "seconds": model}, "the example app's restart",
+           ("config-only restart (mean of 2)", {**rows["restart"], "seconds": model}, "example app",
             example, None)]
     for suffix in ("", SHAPED):
         for change in ("code change", "weights change", "requirements change"):
