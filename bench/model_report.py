@@ -73,11 +73,12 @@ def steps(rows: dict) -> list[tuple[str, dict, str, float, int | None]]:
     model, example = restarts(rows)
     out = [("cold", rows["cold"], "rsync + installs", rows["cold floor"]["seconds"], rows["cold floor"]["sent"]),
            ("no-op", rows["no-op"], "", 0.0, None),
-           ("config-only restart (mean of 2)", {**rows["restart"], "seconds": model}, "example app",
+           ("restart (mean of 2)", {**rows["restart"], "seconds": model}, "example app",
             example, None)]
     for suffix in ("", SHAPED):
         for change in ("code change", "weights change", "requirements change"):
-            out.append((change + suffix, rows[change + suffix], "rsync + restart", floor2(rows, change, suffix),
+            out.append((change.removesuffix(" change") + suffix, rows[change + suffix], "rsync + restart",
+                        floor2(rows, change, suffix),
                         rows[f"{change} rsync{suffix}"]["sent"]))
     return out
 
