@@ -169,16 +169,14 @@ def section(figures: dict, notes: str = "") -> str:
         "## Deploy speed: provision vs pyinfra vs ansible-core (issue 11)",
         "",
         f"Reproduce: `python3 bench/compare.py --hosts {','.join(map(str, counts))}` (root; it makes and removes "
-        f"its lab hosts). This run: {figures['started']}, {figures.get('bench_minutes', '?')} min on "
+        f"its lab hosts). The run took {figures.get('bench_minutes', '?')} min on "
         f"{m['cpus']} cores ({m['cpu']}), {int(m['memory'].split()[0]) / 2**20:.0f} GiB, kernel {m['kernel']}, "
         f"Python {m['python']}, load average {m['load_at_start']:.1f} at the start; pyinfra {v['pyinfra']}, "
         f"ansible-core {v['ansible-core']}, paramiko {v['paramiko']}, {v['openssh']}. Hosts: the container lab "
         "(Debian 12, apt through the lab's caching proxy, warm cache). Absolute figures are noisy on this shared "
         "machine: compare within a run.",
-        *(["", "Cells the main run did not reach come from runs of their own (column *run*: `--results NAME`, "
-            "bench/results/NAME.json keeps its date, load and versions): " + ", ".join(
-            f"`{run['name']}` (N = {', '.join(sorted({str(r['n']) for r in run['rows']}, key=int))})"
-            for run in figures.get("extra", [])) + ". A ratio across two runs is weaker evidence than one within a run."]
+        *(["", "Cells the main run did not reach come from runs of their own (column *run*, made with "
+            "`--results NAME`); a ratio across two runs is weaker evidence than one within a run."]
           if figures.get("extra") else []),
         "",
         "Method. Every contender reaches the same end state: bench/compare_state.py exports provision's declared "

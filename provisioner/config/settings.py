@@ -92,7 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("uwsgi_die_on_term", BOOL, True, "the unit stops uWSGI with SIGTERM", conf=True),
     S("uwsgi_need_app", BOOL, True, "fail when the app does not load", conf=True),
     S("uwsgi_strict", BOOL, True, "refuse unknown uWSGI options", conf=True),
-    S("uwsgi_lazy_apps", BOOL, True, "load the app in each worker (fork safety)", conf=True),
+    S("uwsgi_lazy_apps", BOOL, False, "load the app in each worker, not once in the master (libraries that are not fork-safe)", conf=True),
     S("uwsgi_harakiri", INT, 60, "seconds before a stuck request is killed (0 = off)", most=_DAY, conf=True),
     S("uwsgi_buffer_size", integer(1, 65535), 32768, "bytes", conf=True),
     S("uwsgi_listen", POSITIVE, 1024, "listen backlog", most=65535, conf=True),

@@ -1,5 +1,5 @@
 """A model endpoint shaped like a real one, for the lab tests and benchmarks: numpy (and scikit-learn,
-optionally) from PyPI wheels, and a weights file read at start-up that .gitignore leaves out and
+optionally) from PyPI wheels, and a weights file mapped at start-up that .gitignore leaves out and
 .provisionignore takes back (as a real repository would hold it).
 
     model_app(dest, weights_bytes=200 * 10**6, scikit_learn=True)
@@ -27,8 +27,9 @@ import numpy as np
 {sklearn_import}
 VERSION = {version}
 HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(HERE, "weights.bin"), "rb") as f:
-    WEIGHTS = np.frombuffer(f.read(), dtype=np.uint8)
+# Mapped, not read: the pages come from the page cache as they are used, and every worker (and the
+# standby during a restart) shares them instead of holding a private copy of its own.
+WEIGHTS = np.memmap(os.path.join(HERE, "weights.bin"), dtype=np.uint8, mode="r")
 MATRIX = WEIGHTS[: 256 * 256].astype(np.float64).reshape(256, 256) / 255.0
 {sklearn_model}
 

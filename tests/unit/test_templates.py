@@ -48,7 +48,7 @@ _DEFAULTS = dict(
     static_dir="static", static_expires="7d", client_max_body_size="10m", nginx_extra_config="",
     uwsgi_processes=2, uwsgi_threads=2, uwsgi_chmod_socket="660", uwsgi_master=True,
     uwsgi_vacuum=True, uwsgi_die_on_term=True, uwsgi_need_app=True, uwsgi_strict=True,
-    uwsgi_lazy_apps=True, uwsgi_harakiri=60, uwsgi_buffer_size=32768, uwsgi_listen=1024,
+    uwsgi_lazy_apps=False, uwsgi_harakiri=60, uwsgi_buffer_size=32768, uwsgi_listen=1024,
     uwsgi_max_requests=0, uwsgi_plugins="python3", base_packages=[],
     apt_cache_valid_time=3600, apt_lock_timeout=300, apt_update_timeout=120, deploy_lock_timeout=0,
 )
@@ -221,7 +221,7 @@ def test_uwsgi_ini_defaults():
         "chmod-socket": "660",
         "chown-socket": "model_api:www-data", "uid": "model_api", "gid": "model_api",
         "listen": "1024", "master": "true", "processes": "2", "threads": "2",
-        "enable-threads": "true", "single-interpreter": "true", "lazy-apps": "true",
+        "enable-threads": "true", "single-interpreter": "true", "lazy-apps": "false",
         "vacuum": "true", "die-on-term": "true", "buffer-size": "32768", "harakiri": "60",
         "post-buffering": "8192", "worker-reload-mercy": "15",
         "disable-logging": "true", "log-4xx": "true", "log-5xx": "true", "log-slow": "1000",
@@ -233,11 +233,12 @@ def test_uwsgi_ini_defaults():
 
 
 def test_uwsgi_ini_switches_off():
-    v = settings(uwsgi_harakiri=0, uwsgi_max_requests=0, uwsgi_lazy_apps=False, uwsgi_vacuum=False,
+    v = settings(uwsgi_harakiri=0, uwsgi_max_requests=0, uwsgi_lazy_apps=True, uwsgi_vacuum=False,
                  uwsgi_die_on_term=False, uwsgi_master=False, uwsgi_strict=False)
     opts = _uwsgi_options(render("uwsgi/app.ini.j2", ctx(v)))
     assert "harakiri" not in opts and "post-buffering" not in opts and "max-requests" not in opts
-    for key in ("lazy-apps", "vacuum", "die-on-term", "master", "strict"):
+    assert opts["lazy-apps"] == "true"  # the one default this test turns on: the others are on by default
+    for key in ("vacuum", "die-on-term", "master", "strict"):
         assert opts[key] == "false"
 
 
@@ -284,7 +285,7 @@ def test_env_file_quoting():
     env = {"PLAIN": "value", "SPACES": "a b  c", "QUOTES": "say \"hi\" 'x'", "DOLLAR": "$HOME ${X}",
            "BACKSLASH": "C:\\path\\", "BACKTICK": "`id`", "EMPTY": "", "HASH": "a#b;c", "UTF8": "naïve"}
     out = render("app/env.j2", ctx(settings(force={"app_env": env})))
-    assert lines(out) == [
+    assert lines(out)[len(THREAD_POOLS):] == [
         'BACKSLASH="C:\\\\path\\\\"',
         'BACKTICK="\\`id\\`"',
         'DOLLAR="\\$HOME \\${X}"',
@@ -312,7 +313,7 @@ def test_env_file_parsed_back_per_systemd_rules():
             else:
                 value, i = value + raw[i], i + 1
         parsed[key] = value
-    assert parsed == env
+    assert parsed == {**dict.fromkeys(THREAD_POOLS, "1"), **env}
 
 
 def test_env_file_reveals_secrets():
@@ -341,8 +342,15 @@ def test_env_file_refuses_bad_names(name):
         render("app/env.j2", ctx(settings(force={"app_env": {name: "x"}})))
 
 
-def test_env_file_empty():
-    assert lines(render("app/env.j2", ctx(settings()))) == []
+THREAD_POOLS = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
+
+
+def test_env_file_sizes_native_thread_pools_to_one():
+    """OpenMP's pool does not survive the fork after the master loaded the app (lazy-apps off), and
+    uWSGI's workers and threads already use the cores: one thread each unless app_env says otherwise."""
+    assert lines(render("app/env.j2", ctx(settings()))) == [f'{name}="1"' for name in THREAD_POOLS]
+    out = render("app/env.j2", ctx(settings(force={"app_env": {"OMP_NUM_THREADS": "4"}})))
+    assert lines(out) == ['OPENBLAS_NUM_THREADS="1"', 'MKL_NUM_THREADS="1"', 'OMP_NUM_THREADS="4"']
 
 
 # --- error messages ------------------------------------------------------------------------------
@@ -474,7 +482,7 @@ def _uwsgi_parse(ini: Path, section: str = "") -> str:
 @needs_uwsgi
 @pytest.mark.parametrize(
     "over",
-    [{}, {"uwsgi_harakiri": 0, "uwsgi_max_requests": 0, "uwsgi_lazy_apps": False,
+    [{}, {"uwsgi_harakiri": 0, "uwsgi_max_requests": 0, "uwsgi_lazy_apps": True,
           "uwsgi_master": False, "uwsgi_vacuum": False, "uwsgi_die_on_term": False},
      {"uwsgi_max_requests": 5000, "uwsgi_max_worker_lifetime": 3600, "uwsgi_request_logging": True,
       "uwsgi_log_slow": 0}],
