@@ -12,7 +12,7 @@ from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
 
 from . import app, balancer, base, firewall, floating, front, nginx, tls, uwsgi
-from .layout import Layout, site_name, uwsgi_stats_sockets
+from .layout import Layout, apps_of, site_name, uwsgi_stats_sockets
 
 
 class NotOnBalancers:
@@ -34,12 +34,13 @@ class NginxUwsgi(Stack):
     log_services = ("nginx", "uwsgi", "app")
 
     def health(self, v, tries: int = 20) -> str:
-        """The health path through nginx, as a client naming the site would ask."""
-        return http_check(v.http_port, site_name(v), v.health_path, tries)
+        """Each app's health path (under its app_path) through nginx, as a client naming the site
+        would ask; all of them must answer."""
+        return " && ".join(f"{{\n{http_check(v.http_port, site_name(v), path, tries)}\n}}" for path in health_paths(v))
 
     def health_label(self, v) -> str:
         through = " to the app hosts" if v.site_tier == "balancer" else ""
-        return f"{v.health_path} through nginx on port {v.http_port}{through}"
+        return f"{' and '.join(health_paths(v))} through nginx on port {v.http_port}{through}"
 
     def waves(self, hosts: list) -> list[list]:
         """App hosts (and single hosts) first: a balancer's health check goes through them."""
@@ -61,12 +62,13 @@ class NginxUwsgi(Stack):
         return pairs + [(b, balancer.route_around(b.vars, out & no_firewall, self.templates)) for b in around]
 
     def explain(self, v) -> str:
-        at = Layout.of(v)
-        return site_failure(at.error_log, at.unit)
+        error_log = Layout.of(v).error_log
+        return "\n".join(site_failure(error_log, Layout.of(a).unit) for a in apps_of(v))
 
     def logs(self, v) -> dict[str, tuple[Log, ...]]:
+        """nginx's logs of the site, and each app's journal, its lines after its unit's name."""
         at = Layout.of(v)
-        journal = (Log(at.unit, unit=at.unit),)
+        journal = tuple(Log(unit, unit=unit) for unit in (Layout.of(a).unit for a in apps_of(v)))
         return {"nginx": (Log("nginx.access", file=at.access_log), Log("nginx.error", file=at.error_log)),
                 "uwsgi": journal, "app": journal}
 
@@ -119,6 +121,12 @@ class NginxUwsgi(Stack):
                       cmd("printf", r"%s\t%s\t%s\t%s\n", name, f"{address}:{v.http_port}", Raw('"$rc"'),
                           Raw('"$(printf \'%s\' "$answer" | tail -n 1)"'))]
         return "\n".join(lines)
+
+
+def health_paths(v) -> list[str]:
+    """The paths the site's health check asks: each app's health_path under its app_path. A balancer
+    runs no app of its own but forwards every app's path to the app hosts."""
+    return [("" if a.app_path == "/" else a.app_path) + a.health_path for a in apps_of(v)]
 
 
 HERE = Path(__file__).parent

@@ -138,6 +138,11 @@ def uwsgi_stats_sockets(link: str) -> tuple[str, str, str]:
     return directory, f"{directory}/main.sock", f"{directory}/standby.sock"
 
 
+def apps_of(v) -> list:
+    """The settings of each app the host runs (`Vars.each_app()`): one, the host's own, without `apps`."""
+    return v.each_app() if getattr(v, "apps", None) else [v]
+
+
 def site_name(v) -> str:
     """The Host a client naming the site sends (localhost for a catch-all site)."""
     return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"

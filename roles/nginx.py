@@ -12,7 +12,7 @@ from provisioner.resources import Absent, Link, Service, Template
 
 from .app import context
 from .base import packages
-from .layout import Layout
+from .layout import Layout, apps_of
 from .tls import NginxSiteTemplate
 
 STATUS_ADDRESS = "127.0.0.1:8019"  # nginx's status page, for `provision top`: on the loopback only
@@ -27,10 +27,15 @@ def resources(v):
     yield Template("/etc/nginx/nginx.conf", "nginx/nginx.conf.j2", context(v), notify=("reload nginx",))
     yield Template(STATUS_CONF, "nginx/status.conf.j2", {"status_address": STATUS_ADDRESS}, notify=("reload nginx",))
     # rendered for both of nginx's ways to turn on HTTP/2; the host's nginx version picks (roles/tls.py)
-    yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
+    yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", site_context(v), notify=("reload nginx",))
     yield Link(at.site_enabled, at.site_available, notify=("reload nginx",))
     yield Absent("/etc/nginx/sites-enabled/default", notify=("reload nginx",))
     yield Service("nginx")
+
+
+def site_context(v) -> dict:
+    """The site's template context: the host's, and each app's settings and paths (one without apps)."""
+    return {**context(v), "apps": [(a, Layout.of(a)) for a in apps_of(v)]}
 
 
 def handlers(v):

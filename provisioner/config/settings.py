@@ -13,6 +13,7 @@ from provisioner.config.kinds import (ABS_PATH, ADDRESS, APP_NAME, BOOL, CONTROL
                                       NGINX_SIZE, NGINX_TIME, OWNER, PACKAGES, PASSWORD, PLUGINS, PORT, POSITIVE,
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Kind, integer)
+from provisioner.config.apps import APP_PATH, APPS
 from provisioner.config.topology import FLOATING, SERIAL, UPSTREAM_METHOD, VRRP_PASSWORD, vrrp_password, vrrp_router_id
 from provisioner.errors import UserError
 
@@ -53,6 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("app_group", UNIX_NAME, "{app_user}", "system group of the app", conf=True),
     S("app_root", ABS_PATH, "/srv/{app_name}", "releases under {app_root}/releases/ID, current link", conf=True),
     S("app_env", ENV, {}, "environment of the app (EnvironmentFile, mode 0640)", conf=False),
+    S("app_path", APP_PATH, "/", "the URL path prefix nginx routes to the app (its SCRIPT_NAME)", conf=True),
+    S("apps", APPS, {}, "several apps behind the site: NAME -> its own settings (docs/settings.md)", conf=False),
     S("keep_releases", POSITIVE, 3, "old releases pruned", most=100, conf=False),
     S("health_path", URL_PATH, "/healthz", "checked through nginx after every deploy", conf=True),
     S("server_name", SERVER_NAMES, "_", "nginx server_name", conf=True),

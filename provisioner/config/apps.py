@@ -1,0 +1,108 @@
+"""Several apps behind one site (setting `apps`): which settings are an app's own, the shape of an
+app's entry, and each app's settings resolved from its entry, the site's values and the defaults.
+
+Without `apps` a host runs one app named app_name, as it always did. With it, every app of the
+mapping gets its own release, venv, uWSGI unit, socket and environment (roles iterate
+`Vars.each_app()`), and nginx routes to it by its path prefix (app_path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from provisioner.config.kinds import Invalid, Kind
+from provisioner.errors import UserError
+
+# The settings an app's entry may give. A per-app setting given at the site level is every app's
+# default (uwsgi_processes for all); the names derived from app_name (app_user, app_root,
+# uwsgi_socket, ...) default to the app's own. app_name itself is the entry's key.
+PER_APP = frozenset({
+    "app_source", "app_module", "app_callable", "app_requirements", "app_user", "app_group", "app_root",
+    "app_env", "app_path", "keep_releases", "health_path", "static_url", "static_dir", "static_expires",
+    "uwsgi_processes", "uwsgi_threads", "uwsgi_socket", "uwsgi_chmod_socket", "uwsgi_chown_socket",
+    "uwsgi_master", "uwsgi_vacuum", "uwsgi_die_on_term", "uwsgi_need_app", "uwsgi_strict",
+    "uwsgi_lazy_apps", "uwsgi_harakiri", "uwsgi_buffer_size", "uwsgi_listen", "uwsgi_max_requests",
+    "uwsgi_max_worker_lifetime", "uwsgi_worker_reload_mercy", "uwsgi_request_logging", "uwsgi_log_slow",
+    "uwsgi_plugins", "uwsgi_read_timeout",
+})
+ENTRY_ALIASES = {"path": "app_path"}   # the issue's short name inside an entry
+# Two apps never share these: each would overwrite the other's files or take its traffic.
+OWN = ("app_root", "uwsgi_socket")
+
+
+def _apps(value: Any) -> dict[str, dict]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise Invalid()
+    for name, entry in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+            raise Invalid(f"app name {name!r} is not an identifier [a-z][a-z0-9_]* of at most 32 characters")
+        if entry is not None and not isinstance(entry, Mapping):
+            raise Invalid(f"the entry of app {name} is not a mapping of settings")
+    return {name: dict(entry or {}) for name, entry in value.items()}
+
+
+def _app_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise Invalid("it needs a leading slash")
+    if value != "/" and (value.endswith("/") or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value)):
+        raise Invalid("letters, digits and ._~- between slashes, no slash at the end")
+    return value
+
+
+APPS = Kind("a mapping of app names to their settings", _apps, "{admin: {path: /admin, app_source: ../admin}}")
+APP_PATH = Kind("a URL path prefix like /admin (or / for the whole site)", _app_path, "/admin")
+
+
+def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
+                 check: Callable[[str, Any, str, bool], Any], default: Callable[[str, dict], Any]) -> dict[str, dict]:
+    """Each app's per-app settings (name -> values), from its entry, else the site's given value,
+    else the default computed for the app. `check(name, value, where, in_entry)` types one value,
+    `default` computes a setting's default from the values so far. Refuses what cannot be meant."""
+    at = f" (set in {origin})" if origin else ""
+    if values["apps"] and "app_path" in given:
+        raise UserError(f"app_path of {where} is given for the whole site, but apps are listed{at}",
+                        "give each app its path in its entry of apps (`path: /admin`) and remove app_path")
+    resolved: dict[str, dict] = {}
+    for name, entry in values["apps"].items():
+        app_where = f"app {name} of {where}"
+        own: dict[str, Any] = {}
+        for key, value in entry.items():
+            setting = ENTRY_ALIASES.get(key, key)
+            if setting == "app_name":
+                raise UserError(f"apps.{name} sets app_name{at}; the entry's key is the app's name",
+                                f"remove app_name from apps.{name} (rename the key to rename the app)")
+            if setting not in PER_APP:
+                raise UserError(f"setting {key} of {app_where} is not an app's own setting{at}",
+                                f"move {key} out of apps.{name} into the host's or a group's vars (it is per site); "
+                                "docs/settings.md lists what an app may set")
+            own[setting] = check(setting, value, app_where, True)
+        app = dict(values, app_name=name)
+        for setting in _ordered_per_app(values):
+            if setting in own:
+                app[setting] = own[setting]
+            elif setting not in given:   # the site's own value stands for every app; else the app's default
+                app[setting] = check(setting, default(setting, app), app_where, False)
+        resolved[name] = {setting: app[setting] for setting in PER_APP}
+    _refuse_shared(resolved, where, at)
+    return resolved
+
+
+def _ordered_per_app(values: dict) -> list[str]:
+    """PER_APP in the schema's order (values keep it): a default follows the settings it uses."""
+    return [name for name in values if name in PER_APP]
+
+
+def _refuse_shared(apps: dict[str, dict], where: str, at: str) -> None:
+    for setting in ("app_path", *OWN):
+        seen: dict[str, str] = {}
+        for name, app in apps.items():
+            value = str(app[setting])
+            if value in seen:
+                shown = "path" if setting == "app_path" else setting
+                raise UserError(f"apps {seen[value]} and {name} of {where} have the same {shown} {value}{at}",
+                                f"give each app a {shown} of its own (apps.{name}.{shown})")
+            seen[value] = name

@@ -1,0 +1,151 @@
+"""Several apps behind one site (setting `apps`, issue 22): validation before any host is touched,
+each app's own settings and resources, and the site and inis accepted by the real nginx and uWSGI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from provisioner import PROJECT_ROOT
+from provisioner.config.values import RawVars, resolve
+from provisioner.errors import UserError
+from provisioner.stack import STACK
+from provisioner.stack.layout import Layout
+from provisioner.stack.nginx import site_context
+from provisioner.templating import render
+from tests.unit.test_templates import (_missing_release, _nginx_conf, _nginx_t, _uwsgi_parse, ctx, needs_nginx,
+                                       needs_uwsgi)
+
+pytestmark = pytest.mark.unit
+
+APPS = Path(__file__).parents[1] / "lab" / "apps"
+THREE = {"admin": {"path": "/admin", "app_source": "admin", "app_module": "admin.wsgi"},
+         "users": {"path": "/user", "app_source": "users", "app_module": "users.wsgi", "uwsgi_processes": 4},
+         "site": {"path": "/", "app_source": "site", "app_module": "site.wsgi"}}
+
+
+def three(**over):
+    raw = RawVars({"apps": THREE, "server_name": "api.example.com", **over},
+                  origins={"apps": "group all, inventories/site.yml:4"})
+    return resolve(raw, where="host web1", base_dir=APPS)
+
+
+def refused(**raw) -> UserError:
+    with pytest.raises(UserError) as e:
+        resolve(RawVars(raw, origins={"apps": "group all, inventories/site.yml:4"}), where="host web1", base_dir=APPS)
+    return e.value
+
+
+def test_without_apps_the_host_runs_one_app_named_app_name():
+    v = resolve({"app_name": "myapi"}, where="host web1", base_dir=PROJECT_ROOT)
+    assert [a.app_name for a in v.each_app()] == ["myapi"] and v.each_app()[0] is v
+    assert v.app_path == "/" and v.apps == {}
+
+
+def test_each_app_has_its_own_names_paths_and_settings():
+    apps = {a.app_name: a for a in three(uwsgi_threads=4).each_app()}
+    assert list(apps) == ["admin", "users", "site"]
+    admin, users = apps["admin"], apps["users"]
+    assert (admin.app_path, admin.app_root, admin.uwsgi_socket, admin.app_user) == \
+        ("/admin", "/srv/admin", "/run/admin/uwsgi.sock", "admin")
+    assert admin.app_source == APPS / "admin" and admin.uwsgi_chown_socket == "admin:www-data"
+    assert (users.uwsgi_processes, admin.uwsgi_processes) == (4, 2)
+    assert users.uwsgi_threads == admin.uwsgi_threads == 4, "a per-app setting of the site is every app's default"
+    assert {Layout.of(a).unit for a in apps.values()} == {"uwsgi-admin", "uwsgi-users", "uwsgi-site"}
+
+
+@pytest.mark.parametrize("raw, cause, fix", [
+    ({"apps": {"a": {"path": "/x", "app_source": "admin", "app_module": "admin.wsgi"},
+               "b": {"path": "/x", "app_source": "users", "app_module": "users.wsgi"}}},
+     "apps a and b of host web1 have the same path /x (set in group all, inventories/site.yml:4)",
+     "give each app a path of its own (apps.b.path)"),
+    ({"apps": {"a": {"path": "admin", "app_source": "admin", "app_module": "admin.wsgi"}}},
+     "setting app_path of app a of host web1 must be a URL path prefix like /admin (or / for the whole site), "
+     "got 'admin' (it needs a leading slash) (set in group all, inventories/site.yml:4)",
+     "write it like `app_path: /admin`"),
+    ({"apps": {"a": {"http_port": 8080}}},
+     "setting http_port of app a of host web1 is not an app's own setting (set in group all, inventories/site.yml:4)",
+     "move http_port out of apps.a into the host's or a group's vars (it is per site); "
+     "docs/settings.md lists what an app may set"),
+    ({"apps": {"a": {"app_source": "admin", "app_module": "admin.wsgi"}}, "app_path": "/a"},
+     "app_path of host web1 is given for the whole site, but apps are listed (set in group all, inventories/site.yml:4)",
+     "give each app its path in its entry of apps (`path: /admin`) and remove app_path"),
+    ({"apps": {"a": {"app_name": "b"}}},
+     "apps.a sets app_name (set in group all, inventories/site.yml:4); the entry's key is the app's name",
+     "remove app_name from apps.a (rename the key to rename the app)"),
+    ({"apps": {"a": {"path": "/a", "app_source": "admin", "app_module": "admin.wsgi"},
+               "b": {"path": "/b", "app_source": "users", "app_module": "users.wsgi"}}, "uwsgi_socket": "/run/x.sock"},
+     "apps a and b of host web1 have the same uwsgi_socket /run/x.sock (set in group all, inventories/site.yml:4)",
+     "give each app a uwsgi_socket of its own (apps.b.uwsgi_socket)"),
+    ({"apps": {"Admin": {}}},
+     "setting apps of host web1 must be a mapping of app names to their settings, got {'Admin': {}} "
+     "(app name 'Admin' is not an identifier [a-z][a-z0-9_]* of at most 32 characters) "
+     "(set in group all, inventories/site.yml:4)", None),
+])
+def test_what_cannot_be_meant_is_refused_naming_the_app_and_the_setting(raw, cause, fix):
+    error = refused(**raw)
+    assert error.cause == cause
+    if fix:
+        assert error.fix == fix
+
+
+def test_an_apps_source_is_relative_to_the_inventory_and_must_exist():
+    error = refused(apps={"a": {"app_source": "nowhere", "app_module": "x.wsgi"}})
+    assert error.cause.startswith(f"app_source of app a of host web1 is {APPS / 'nowhere'}, which is not a directory")
+
+
+def test_each_app_gets_its_own_release_unit_and_restart_handler():
+    resources, handlers = STACK.declare(three())
+    labels = [r.label() for r in resources]
+    for name in ("admin", "users", "site"):
+        assert any(f"/etc/uwsgi/apps-provision/{name}.ini" in label for label in labels), labels
+        assert any(f"/srv/{name}" in label for label in labels), labels
+    restarts = {h.name: h for h in handlers if h.name.startswith("restart app")}
+    assert list(restarts) == ["restart app admin", "restart app users", "restart app site"]
+    ini = next(r for r in resources if "admin.ini" in r.label())
+    assert ini.notify == ("restart app admin",), "a change to one app restarts only that app"
+    assert "uwsgi-users" in restarts["restart app users"].run and "uwsgi-admin" not in restarts["restart app users"].run
+
+
+def test_the_site_checks_every_apps_health_under_its_path():
+    assert STACK.health_label(three()) == "/admin/healthz and /user/healthz and /healthz through nginx on port 80"
+    assert STACK.health_label(resolve({}, where="host web1", base_dir=PROJECT_ROOT)) == \
+        "/healthz through nginx on port 80"
+
+
+def _site(v, tmp_path: Path) -> Path:
+    site = tmp_path / "site.conf"
+    site.write_text(render("nginx/site.conf.j2", site_context(v)).replace("/var/log/nginx/", f"{tmp_path}/logs/"))
+    return site
+
+
+def test_nginx_routes_each_prefix_to_its_app_with_script_name():
+    text = render("nginx/site.conf.j2", site_context(three()))
+    for prefix, name in (("/admin", "admin"), ("/user", "users")):
+        for location in (f"location = {prefix} {{", f"location {prefix}/ {{"):
+            block = text.split(location, 1)[1].split("}", 1)[0]
+            assert f"uwsgi_param SCRIPT_NAME {prefix};" in block and f"uwsgi_pass unix:/run/{name}/uwsgi.sock;" in block
+        assert f"location {prefix}/static/ {{\n        alias /srv/{name}/current/app/static/;" in text
+    root = text.split("location / {", 1)[1].split("}", 1)[0]
+    assert "SCRIPT_NAME" not in root and "uwsgi_pass unix:/run/site/uwsgi.sock;" in root
+
+
+@needs_nginx
+def test_nginx_accepts_the_site_of_three_apps(tmp_path):
+    proc = _nginx_t(_nginx_conf(tmp_path, _site(three(), tmp_path)), tmp_path)
+    assert proc.returncode == 0 and "[warn]" not in proc.stderr, proc.stderr
+
+
+@needs_uwsgi
+def test_uwsgi_strict_mode_accepts_an_app_under_a_prefix(tmp_path):
+    admin = SimpleNamespace(**three().each_app()[0].as_dict())
+    ini = tmp_path / "admin.ini"
+    ini.write_text(render("uwsgi/app.ini.j2", _missing_release(admin, tmp_path)))
+    assert "route-run = fixpathinfo:" in ini.read_text()
+    for section in ("", ":standby"):
+        out = _uwsgi_parse(ini, section)
+        assert "unknown config directive" not in out and f"chdir() to {tmp_path}/missing/current/app" in out, out
+    assert "fixpathinfo" not in render("uwsgi/app.ini.j2", ctx(SimpleNamespace(**three().each_app()[2].as_dict())))
+
