@@ -52,6 +52,18 @@ def _add_sub_apps(argv: list[str]) -> None:
         app.add_typer(sub, name=name, help=help_text)
 
 
+AppOpt = Annotated[Optional[str], typer.Option(
+    "--app", metavar="NAME", help="Only this app of the host's apps (setting apps; default: every app).")]
+
+
+def _with_app(hosts: list, name: Optional[str]) -> list:
+    """--app NAME: each host's settings narrowed to that app (config/apps.py)."""
+    if not name:
+        return hosts
+    from .config.apps import with_only_app
+    return with_only_app(hosts, name)
+
+
 @app.command()
 @inventory_options
 def deploy(
@@ -66,10 +78,11 @@ def deploy(
     serial: Annotated[Optional[str], typer.Option(
         "--serial", metavar="N|N%", help="Rolling release: N hosts (or N% of them) at a time, each batch out "
         "of the balancers while it deploys; a failed batch stops the roll.")] = None,
+    only_app: AppOpt = None,
 ):
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
     from .remote.session import Sessions
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     batch_size = _serial(serial, hosts)
     # All hosts at once: their logins start now, while the stack and the engine load.
     with contextlib.closing(Sessions(hosts, early=not batch_size and len(hosts) <= forks)) as sessions:
@@ -100,13 +113,14 @@ def logs(
         help="nginx, uwsgi or app (repeatable; default all).")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines of history per log.")] = 20,
     ask_become_pass: AskPass = False,
+    only_app: AppOpt = None,
 ):
-    """Show (or follow) nginx's access and error logs and the app's uWSGI journal, host-prefixed."""
+    """Show (or follow) nginx's access and error logs and each app's uWSGI journal, host-prefixed."""
     from .config.values import redact
     from .engine.fanout import fan_out
     from .remote.session import Session, close_all
     from .stack import STACK
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     sources = service or list(STACK.log_services)
     sessions: list[Session] = []
     width = max(len(h.name) for h in hosts)

@@ -11,8 +11,8 @@ from provisioner.engine.stack import Log, Stack
 from provisioner.engine.verify import http_check, site_failure
 from provisioner.remote.quoting import Raw, assign, cmd, function
 
-from . import app, balancer, base, firewall, floating, front, nginx, tls, uwsgi
-from .layout import Layout, apps_of, site_name, uwsgi_stats_sockets
+from . import app, balancer, base, firewall, floating, front, nginx, retire, tls, uwsgi
+from .layout import Layout, apps_of, deployed_apps, site_name, uwsgi_stats_sockets
 
 
 class NotOnBalancers:
@@ -29,7 +29,8 @@ class NotOnBalancers:
 
 
 class NginxUwsgi(Stack):
-    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer, floating)
+    roles = (base, firewall, NotOnBalancers(app), NotOnBalancers(uwsgi), nginx, tls, front, balancer, floating,
+             retire)
     templates = TEMPLATES_DIR
     log_services = ("nginx", "uwsgi", "app")
 
@@ -68,7 +69,7 @@ class NginxUwsgi(Stack):
     def logs(self, v) -> dict[str, tuple[Log, ...]]:
         """nginx's logs of the site, and each app's journal, its lines after its unit's name."""
         at = Layout.of(v)
-        journal = tuple(Log(unit, unit=unit) for unit in (Layout.of(a).unit for a in apps_of(v)))
+        journal = tuple(Log(unit, unit=unit) for unit in (Layout.of(a).unit for a in deployed_apps(v)))
         return {"nginx": (Log("nginx.access", file=at.access_log), Log("nginx.error", file=at.error_log)),
                 "uwsgi": journal, "app": journal}
 

@@ -2,11 +2,11 @@
 
 from provisioner.resources import AppRelease, Directory, SystemUser
 
-from .layout import Layout, apps_of, uwsgi_sockets, uwsgi_stats_sockets
+from .layout import Layout, deployed_apps, uwsgi_sockets, uwsgi_stats_sockets
 
 
 def resources(v):
-    for a in apps_of(v):
+    for a in deployed_apps(v):
         yield SystemUser(a.app_user, home=a.app_root)
         yield Directory(a.app_root)
         yield Directory(f"{a.app_root}/releases")

@@ -143,6 +143,12 @@ def apps_of(v) -> list:
     return v.each_app() if getattr(v, "apps", None) else [v]
 
 
+def deployed_apps(v) -> list:
+    """The apps this deploy declares: every app, or the one `deploy --app` names (only_app)."""
+    only = getattr(v, "only_app", "")
+    return [a for a in apps_of(v) if not only or a.app_name == only]
+
+
 def site_name(v) -> str:
     """The Host a client naming the site sends (localhost for a catch-all site)."""
     return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"

@@ -17,7 +17,7 @@ from provisioner.resources import Directory, Service, SystemdUnit, Template
 
 from .app import context, restart_handler
 from .base import packages
-from .layout import Layout, apps_of, uwsgi_sockets, uwsgi_stats_sockets
+from .layout import Layout, deployed_apps, uwsgi_sockets, uwsgi_stats_sockets
 
 HERE = Path(__file__).parent
 
@@ -26,7 +26,7 @@ def resources(v):
     yield packages(v, "uwsgi", "uwsgi-plugin-python3")
     yield Service("uwsgi", running=False, enabled=False)
     yield Directory(Layout.of(v).uwsgi_dir)
-    for a in apps_of(v):
+    for a in deployed_apps(v):
         yield from _app_resources(a)
 
 
@@ -52,7 +52,7 @@ def handlers(v):
         verify=uwsgi_check(a.uwsgi_socket, a.health_path),
         # the journal of the instance that failed: the standby (a bad release) or the unit
         explain=unit_failure(Layout.of(a).unit),
-    ) for a in apps_of(v)]
+    ) for a in deployed_apps(v)]
 
 
 def swap_restart(v) -> str:

@@ -8,11 +8,12 @@ mapping gets its own release, venv, uWSGI unit, socket and environment (roles it
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from provisioner.config.kinds import Invalid, Kind
+from provisioner.config.kinds import Invalid, Kind, text
 from provisioner.errors import UserError
 
 # The settings an app's entry may give. A per-app setting given at the site level is every app's
@@ -54,6 +55,7 @@ def _app_path(value: Any) -> str:
 
 
 APPS = Kind("a mapping of app names to their settings", _apps, "{admin: {path: /admin, app_source: ../admin}}")
+RETIRED = text("keep or remove", "keep|remove", "remove")
 APP_PATH = Kind("a URL path prefix like /admin (or / for the whole site)", _app_path, "/admin")
 
 
@@ -106,3 +108,16 @@ def _refuse_shared(apps: dict[str, dict], where: str, at: str) -> None:
                 raise UserError(f"apps {seen[value]} and {name} of {where} have the same {shown} {value}{at}",
                                 f"give each app a {shown} of its own (apps.{name}.{shown})")
             seen[value] = name
+
+
+def with_only_app(hosts: list, name: str) -> list:
+    """`--app NAME`: the hosts, each with only_app set (the stack then declares that app's release,
+    unit and restart, and leaves the others untouched). NAME must be an app of every app host."""
+    chosen = []
+    for host in hosts:
+        names = [a.app_name for a in host.vars.each_app()]
+        if name not in names and host.vars.site_tier != "balancer":
+            raise UserError(f"--app {name}: host {host.name} has no app {name} (its apps: {', '.join(names)})",
+                            "name one of the apps in the inventory's apps (or its app_name), or leave --app out")
+        chosen.append(dataclasses.replace(host, vars=host.vars.computed(only_app=name)))
+    return chosen

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from provisioner import PROJECT_ROOT
+from provisioner.config.apps import with_only_app
 from provisioner.config.values import RawVars, resolve
 from provisioner.errors import UserError
+from provisioner.inventory import Host
 from provisioner.stack import STACK
 from provisioner.stack.layout import Layout
 from provisioner.stack.nginx import site_context
@@ -22,8 +24,8 @@ pytestmark = pytest.mark.unit
 
 APPS = Path(__file__).parents[1] / "lab" / "apps"
 THREE = {"admin": {"path": "/admin", "app_source": "admin", "app_module": "admin.wsgi"},
-         "users": {"path": "/user", "app_source": "users", "app_module": "users.wsgi", "uwsgi_processes": 4},
-         "site": {"path": "/", "app_source": "site", "app_module": "site.wsgi"}}
+         "accounts": {"path": "/user", "app_source": "accounts", "app_module": "accounts.wsgi", "uwsgi_processes": 4},
+         "site": {"path": "/", "app_source": "frontpage", "app_module": "frontpage.wsgi"}}
 
 
 def three(**over):
@@ -46,19 +48,19 @@ def test_without_apps_the_host_runs_one_app_named_app_name():
 
 def test_each_app_has_its_own_names_paths_and_settings():
     apps = {a.app_name: a for a in three(uwsgi_threads=4).each_app()}
-    assert list(apps) == ["admin", "users", "site"]
-    admin, users = apps["admin"], apps["users"]
+    assert list(apps) == ["admin", "accounts", "site"]
+    admin, users = apps["admin"], apps["accounts"]
     assert (admin.app_path, admin.app_root, admin.uwsgi_socket, admin.app_user) == \
         ("/admin", "/srv/admin", "/run/admin/uwsgi.sock", "admin")
     assert admin.app_source == APPS / "admin" and admin.uwsgi_chown_socket == "admin:www-data"
     assert (users.uwsgi_processes, admin.uwsgi_processes) == (4, 2)
     assert users.uwsgi_threads == admin.uwsgi_threads == 4, "a per-app setting of the site is every app's default"
-    assert {Layout.of(a).unit for a in apps.values()} == {"uwsgi-admin", "uwsgi-users", "uwsgi-site"}
+    assert {Layout.of(a).unit for a in apps.values()} == {"uwsgi-admin", "uwsgi-accounts", "uwsgi-site"}
 
 
 @pytest.mark.parametrize("raw, cause, fix", [
     ({"apps": {"a": {"path": "/x", "app_source": "admin", "app_module": "admin.wsgi"},
-               "b": {"path": "/x", "app_source": "users", "app_module": "users.wsgi"}}},
+               "b": {"path": "/x", "app_source": "accounts", "app_module": "accounts.wsgi"}}},
      "apps a and b of host web1 have the same path /x (set in group all, inventories/site.yml:4)",
      "give each app a path of its own (apps.b.path)"),
     ({"apps": {"a": {"path": "admin", "app_source": "admin", "app_module": "admin.wsgi"}}},
@@ -76,7 +78,7 @@ def test_each_app_has_its_own_names_paths_and_settings():
      "apps.a sets app_name (set in group all, inventories/site.yml:4); the entry's key is the app's name",
      "remove app_name from apps.a (rename the key to rename the app)"),
     ({"apps": {"a": {"path": "/a", "app_source": "admin", "app_module": "admin.wsgi"},
-               "b": {"path": "/b", "app_source": "users", "app_module": "users.wsgi"}}, "uwsgi_socket": "/run/x.sock"},
+               "b": {"path": "/b", "app_source": "accounts", "app_module": "accounts.wsgi"}}, "uwsgi_socket": "/run/x.sock"},
      "apps a and b of host web1 have the same uwsgi_socket /run/x.sock (set in group all, inventories/site.yml:4)",
      "give each app a uwsgi_socket of its own (apps.b.uwsgi_socket)"),
     ({"apps": {"Admin": {}}},
@@ -99,14 +101,14 @@ def test_an_apps_source_is_relative_to_the_inventory_and_must_exist():
 def test_each_app_gets_its_own_release_unit_and_restart_handler():
     resources, handlers = STACK.declare(three())
     labels = [r.label() for r in resources]
-    for name in ("admin", "users", "site"):
+    for name in ("admin", "accounts", "site"):
         assert any(f"/etc/uwsgi/apps-provision/{name}.ini" in label for label in labels), labels
         assert any(f"/srv/{name}" in label for label in labels), labels
     restarts = {h.name: h for h in handlers if h.name.startswith("restart app")}
-    assert list(restarts) == ["restart app admin", "restart app users", "restart app site"]
+    assert list(restarts) == ["restart app admin", "restart app accounts", "restart app site"]
     ini = next(r for r in resources if "admin.ini" in r.label())
     assert ini.notify == ("restart app admin",), "a change to one app restarts only that app"
-    assert "uwsgi-users" in restarts["restart app users"].run and "uwsgi-admin" not in restarts["restart app users"].run
+    assert "uwsgi-accounts" in restarts["restart app accounts"].run and "uwsgi-admin" not in restarts["restart app accounts"].run
 
 
 def test_the_site_checks_every_apps_health_under_its_path():
@@ -123,7 +125,7 @@ def _site(v, tmp_path: Path) -> Path:
 
 def test_nginx_routes_each_prefix_to_its_app_with_script_name():
     text = render("nginx/site.conf.j2", site_context(three()))
-    for prefix, name in (("/admin", "admin"), ("/user", "users")):
+    for prefix, name in (("/admin", "admin"), ("/user", "accounts")):
         for location in (f"location = {prefix} {{", f"location {prefix}/ {{"):
             block = text.split(location, 1)[1].split("}", 1)[0]
             assert f"uwsgi_param SCRIPT_NAME {prefix};" in block and f"uwsgi_pass unix:/run/{name}/uwsgi.sock;" in block
@@ -149,3 +151,22 @@ def test_uwsgi_strict_mode_accepts_an_app_under_a_prefix(tmp_path):
         assert "unknown config directive" not in out and f"chdir() to {tmp_path}/missing/current/app" in out, out
     assert "fixpathinfo" not in render("uwsgi/app.ini.j2", ctx(SimpleNamespace(**three().each_app()[2].as_dict())))
 
+
+
+def test_deploy_app_declares_only_that_apps_release_and_unit_but_the_whole_site():
+    host = Host("web1", "192.0.2.1", 22, "deploy", None, True, None, [], three())
+    [chosen] = with_only_app([host], "accounts")
+    resources, handlers = STACK.declare(chosen.vars)
+    labels = " ".join(r.label() for r in resources)
+    assert "/srv/accounts/current" in labels and "/srv/admin" not in labels and "uwsgi-site" not in labels
+    assert [h.name for h in handlers if h.name.startswith("restart")] == ["restart app accounts"]
+    site = next(r for r in resources if "sites-available" in r.label())
+    assert "unix:/run/admin/uwsgi.sock" in site.content, "the site still routes to every app"
+    assert "apps other than admin, accounts, site" in labels, "the others are not retired"
+    assert STACK.log_command(chosen.vars, ["uwsgi"], 5, False).count("journalctl") == 1
+
+
+def test_deploy_app_names_an_app_of_the_host():
+    with pytest.raises(UserError) as e:
+        with_only_app([Host("web1", "192.0.2.1", 22, "deploy", None, True, None, [], three())], "billing")
+    assert e.value.cause == "--app billing: host web1 has no app billing (its apps: admin, accounts, site)"

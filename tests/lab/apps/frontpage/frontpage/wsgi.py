@@ -1,4 +1,4 @@
-"""The app at / of the several-apps lab test: every path the other apps' prefixes leave to it."""
+"""The app "site" at / of the several-apps lab test: every path the other apps' prefixes leave to it."""
 
 from flask import Flask, jsonify, request
 
