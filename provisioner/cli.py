@@ -163,11 +163,12 @@ def _print_finding(f: Finding, with_fix: bool) -> None:
         console.print(f"    [dim]fix:[/] {_escape(f.fix)}")
 
 
-def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool) -> int:
+def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool,
+          only_app: Optional[str] = None) -> int:
     """Run a stack's read-only script on each host and print its lines and findings; the exit code."""
     from .engine import findings
     from .engine.fanout import in_sessions
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     console = _stream("console")
     code = 0
     for result in in_sessions(hosts, lambda h, session: session.run(script(h.vars)).out, forks=forks):
@@ -188,18 +189,20 @@ def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_
 
 @app.command()
 @inventory_options
-def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False):
-    """Services, versions, current release, workers and health of each host."""
+def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False,
+           only_app: AppOpt = None):
+    """Services, versions, current release, workers and health of each host (of each app)."""
     from .stack import STACK
-    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.status, with_fix=False))
+    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.status, with_fix=False, only_app=only_app))
 
 
 @app.command()
 @inventory_options
-def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False):
+def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False,
+           only_app: AppOpt = None):
     """What is wrong with each host's served site, with what to do: exit 1 when something fails."""
     from .stack import STACK
-    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True))
+    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True, only_app=only_app))
 
 
 @app.command()

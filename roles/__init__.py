@@ -82,7 +82,8 @@ class NginxUwsgi(Stack):
                 + f" <<'PROVISION_PY'\n{(HERE / 'top-sample.py').read_text()}PROVISION_PY")
 
     def status(self, v) -> str:
-        return self._look(v, "status.sh", QUICK=1) + "\n" + self._behind_nginx(v, QUICK=1)
+        return (self._look(v, "status.sh", function("app_status", self._each_app(v, "status-app.sh")), QUICK=1)
+                + "\n" + self._behind_nginx(v, QUICK=1))
 
     def doctor(self, v) -> str:
         """What runs behind nginx, doctor.sh (nginx's side), then doctor-front.sh (the app's journal,
@@ -96,15 +97,31 @@ class NginxUwsgi(Stack):
         if v.site_tier == "balancer":
             return "\n".join([self._look(v, "doctor-upstream.sh", function("check_app_hosts", self._app_host_checks(v)),
                                           **params), floating.doctor(v)])
-        return self._look(v, "doctor-uwsgi.sh", **params)
+        return self._each_app(v, "doctor-uwsgi.sh", **params)
+
+    @staticmethod
+    def _each_app(v, script: str, **params) -> str:
+        """Shell: this folder's `script` for each app (`--app`: that one) with its UNIT, CURRENT and
+        SOCKET, in a subshell; on a host of several apps each line (a finding's check) after the app's name."""
+        several = len(apps_of(v)) > 1
+        blocks = []
+        for a in deployed_apps(v):
+            at = Layout.of(a)
+            block = "\n".join(["(", *(assign(k, value) for k, value in dict(
+                UNIT=at.unit, CURRENT=at.current, SOCKET=a.uwsgi_socket, **params).items()),
+                (HERE / script).read_text(), ")"])
+            blocks.append(block + (" | " + cmd("awk", "-F", "\t", "-v", "OFS=\t", "-v", f"app={a.app_name}",
+                                                 PREFIX_LINES) if several else ""))
+        return "\n".join(blocks)
 
     def _look(self, v, script: str, *functions: str, **params) -> str:
         """One of this folder's read-only scripts, with the host's paths, a health check (one try) and
         `functions` (shell definitions) it calls."""
-        at = Layout.of(v)
+        at, first = Layout.of(v), deployed_apps(v)[0]   # the site's paths; the (first) app's unit and socket
         return "\n".join([
             *(assign(k, value) for k, value in dict(
-                UNIT=at.unit, CURRENT=at.current, SOCKET=v.uwsgi_socket, ERROR_LOG=at.error_log,
+                UNIT=Layout.of(first).unit, CURRENT=Layout.of(first).current, SOCKET=first.uwsgi_socket,
+                ERROR_LOG=at.error_log,
                 SITE=at.site_enabled, HEALTH_LABEL=self.health_label(v), TIER=v.site_tier, **params).items()),
             function("check_health", self.health(v, tries=1)),
             *functions,
@@ -122,6 +139,11 @@ class NginxUwsgi(Stack):
                       cmd("printf", r"%s\t%s\t%s\t%s\n", name, f"{address}:{v.http_port}", Raw('"$rc"'),
                           Raw('"$(printf \'%s\' "$answer" | tail -n 1)"'))]
         return "\n".join(lines)
+
+
+# awk: a finding (level, check, found, fix: tab-separated) gets the app's name before its check, any
+# other line before the line
+PREFIX_LINES = 'NF >= 4 { $2 = app " " $2; print; next } { print app " " $0 }'
 
 
 def health_paths(v) -> list[str]:

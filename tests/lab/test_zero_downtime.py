@@ -183,6 +183,14 @@ LAB_APPS = Path(__file__).parent / "apps"
 APP_LOAD = {"admin": "/admin/healthz", "accounts": "/user/healthz", "site": "/healthz"}
 
 
+# Shell: each app's uWSGI processes (its unit's main PID and its children) and their summed PSS.
+APP_MEMORY = """for a in admin accounts site; do
+  main=$(systemctl show -p MainPID --value uwsgi-$a); pids="$main $(ps -o pid= --ppid "$main")"; pss=0
+  for p in $pids; do pss=$((pss + $(awk '/^Pss:/ {print $2}' /proc/$p/smaps_rollup))); done
+  echo "uwsgi-$a: $(echo $pids | wc -w) processes, PSS $pss kB"
+done"""
+
+
 def apps_inventory(site: Site, name: str, admin: Path = LAB_APPS / "admin", **apps) -> Path:
     entries = {"admin": {"path": "/admin", "app_source": str(admin), "app_module": "admin.wsgi"},
                "accounts": {"path": "/user", "app_source": str(LAB_APPS / "accounts"), "app_module": "accounts.wsgi",
@@ -238,10 +246,8 @@ def test_three_apps_each_answer_at_their_path_and_build_prefixed_links(site):
     assert get(address, "/admin/link") == {"app": "admin", "link": "/admin/healthz", "script_root": "/admin",
                                            "path": "/link"}
     assert no_op(site, inventory) == 1, "a no-op re-deploy of the three is one remote script"
-    # Memory each app's uWSGI holds (its unit's cgroup), printed for docs/settings.md.
-    print(on_host(site, inventory, "for a in admin accounts site; do printf '%s ' uwsgi-$a; "
-                                   "systemctl show -p MemoryCurrent --value uwsgi-$a; done; "
-                                   "grep MemAvailable /proc/meminfo"))
+    # Memory each app's uWSGI holds (PSS of its master and workers), printed for docs/settings.md.
+    print(on_host(site, inventory, APP_MEMORY))
 
 
 def test_one_apps_release_under_load_restarts_only_that_app(site):
@@ -282,13 +288,19 @@ def test_deploy_app_touches_that_app_only_and_logs_app_show_its_journal(site):
     before = main_pids(site, inventory)
     result = provision(site, "deploy", "-H", site.host.name, "-i", str(inventory), "--app", "accounts")
     assert result.returncode == 0 and "restart app accounts: ran" in result.stdout, result.stdout + result.stderr
-    assert "admin" not in result.stdout, result.stdout
+    assert "restart app admin" not in result.stdout and "/srv/admin" not in result.stdout, result.stdout
     assert get(site.host.address, "/admin/healthz")["version"] == "2", "admin untouched"
     after = main_pids(site, inventory)
     assert (after["admin"], after["site"]) == (before["admin"], before["site"]) and after["accounts"] != before["accounts"]
     logs = provision(site, "logs", "-H", site.host.name, "-i", str(inventory), "--app", "accounts", "-s", "uwsgi", "-n", "5")
     journal = [line.split()[1] for line in logs.stdout.splitlines() if line.strip()]
     assert logs.returncode == 0 and journal and set(journal) == {"uwsgi-accounts"}, logs.stdout + logs.stderr
+    status = provision(site, "status", "-H", site.host.name, "-i", str(inventory)).stdout
+    assert all(f"{name} uwsgi: active" in status and f"{name} workers:" in status for name in APP_LOAD), status
+    only = provision(site, "status", "-H", site.host.name, "-i", str(inventory), "--app", "admin").stdout
+    assert "admin uwsgi: active" in only and "accounts uwsgi" not in only, only
+    doctor = provision(site, "doctor", "-H", site.host.name, "-i", str(inventory))
+    assert doctor.returncode == 0 and "accounts socket:" in doctor.stdout, doctor.stdout
     assert "--app billing: host" in provision(site, "deploy", "-H", site.host.name, "-i", str(inventory),
                                               "--app", "billing").stderr
 
