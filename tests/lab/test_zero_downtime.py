@@ -191,11 +191,12 @@ APP_MEMORY = """for a in admin accounts site; do
 done"""
 
 
-def apps_inventory(site: Site, name: str, admin: Path = LAB_APPS / "admin", **apps) -> Path:
+def apps_inventory(site: Site, name: str, admin: Path = LAB_APPS / "admin", changes: dict | None = None) -> Path:
+    """The three apps (admin's source from `admin`), with `changes` (an entry each; None removes one)."""
     entries = {"admin": {"path": "/admin", "app_source": str(admin), "app_module": "admin.wsgi"},
                "accounts": {"path": "/user", "app_source": str(LAB_APPS / "accounts"), "app_module": "accounts.wsgi",
                          "uwsgi_processes": 4},
-               "site": {"path": "/", "app_source": str(LAB_APPS / "frontpage"), "app_module": "frontpage.wsgi"}, **apps}
+               "site": {"path": "/", "app_source": str(LAB_APPS / "frontpage"), "app_module": "frontpage.wsgi"}, **(changes or {})}
     return site.inventory(name, apps={k: v for k, v in entries.items() if v is not None})
 
 
@@ -283,8 +284,8 @@ class AppsLoad(Load):
 def test_deploy_app_touches_that_app_only_and_logs_app_show_its_journal(site):
     # the inventory has admin back at version 1 and accounts with 3 processes: --app accounts
     # deploys the second only
-    inventory = apps_inventory(site, "apps_accounts", accounts={
-        "path": "/user", "app_source": str(LAB_APPS / "accounts"), "app_module": "accounts.wsgi", "uwsgi_processes": 3})
+    inventory = apps_inventory(site, "apps_accounts", changes={"accounts": {
+        "path": "/user", "app_source": str(LAB_APPS / "accounts"), "app_module": "accounts.wsgi", "uwsgi_processes": 3}})
     before = main_pids(site, inventory)
     result = provision(site, "deploy", "-H", site.host.name, "-i", str(inventory), "--app", "accounts")
     assert result.returncode == 0 and "restart app accounts: ran" in result.stdout, result.stdout + result.stderr
@@ -307,8 +308,8 @@ def test_deploy_app_touches_that_app_only_and_logs_app_show_its_journal(site):
 
 def test_a_renamed_app_is_retired_and_one_site_holds_the_port(site):
     # apps: site becomes home (same path, same code); --check shows the retirement first
-    renamed = apps_inventory(site, "apps_renamed", site=None,
-                             home={"path": "/", "app_source": str(LAB_APPS / "frontpage"), "app_module": "frontpage.wsgi"})
+    renamed = apps_inventory(site, "apps_renamed", changes={
+        "site": None, "home": {"path": "/", "app_source": str(LAB_APPS / "frontpage"), "app_module": "frontpage.wsgi"}})
     check = provision(site, "deploy", "-H", site.host.name, "-i", str(renamed), "--check")
     assert check.returncode == 4 and "app site no longer in the inventory: retired" in check.stdout, check.stdout
     result = site.deploy(renamed)
