@@ -121,3 +121,15 @@ def with_only_app(hosts: list, name: str) -> list:
                             "name one of the apps in the inventory's apps (or its app_name), or leave --app out")
         chosen.append(dataclasses.replace(host, vars=host.vars.computed(only_app=name)))
     return chosen
+
+
+def refuse_twice_named(data: Any, where: str) -> None:
+    """An `apps` mapping of a YAML file (`where`) that names one app twice: YAML keeps the last entry,
+    so the first app would vanish without a word (config/reading.py's LineMap records the line)."""
+    if isinstance(data, dict):
+        apps = data.get("apps")
+        for name, line in getattr(apps, "twice", {}).items():
+            raise UserError(f"{where}:{line}: app {name} is written twice in apps",
+                            "give each app a name of its own (the key of its entry)")
+        for value in data.values():
+            refuse_twice_named(value, where)

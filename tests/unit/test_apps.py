@@ -12,7 +12,7 @@ from provisioner import PROJECT_ROOT
 from provisioner.config.apps import with_only_app
 from provisioner.config.values import RawVars, resolve
 from provisioner.errors import UserError
-from provisioner.inventory import Host
+from provisioner.inventory import Host, load_inventory
 from provisioner.stack import STACK
 from provisioner.stack.layout import Layout
 from provisioner.stack.nginx import site_context
@@ -170,3 +170,12 @@ def test_deploy_app_names_an_app_of_the_host():
     with pytest.raises(UserError) as e:
         with_only_app([Host("web1", "192.0.2.1", 22, "deploy", None, True, None, [], three())], "billing")
     assert e.value.cause == "--app billing: host web1 has no app billing (its apps: admin, accounts, site)"
+
+
+def test_two_apps_of_one_name_in_the_inventory_are_refused(tmp_path):
+    inventory = tmp_path / "site.yml"
+    inventory.write_text("all:\n  hosts:\n    web1: {ansible_host: 192.0.2.1}\n  vars:\n    apps:\n"
+                         "      admin: {path: /admin}\n      admin: {path: /other}\n")
+    with pytest.raises(UserError) as e:
+        load_inventory(inventory)
+    assert e.value.cause.endswith("site.yml:7: app admin is written twice in apps"), e.value.cause
