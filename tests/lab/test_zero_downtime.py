@@ -327,7 +327,7 @@ def test_a_renamed_app_is_retired_and_one_site_holds_the_port(site):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nginx site model_api no longer in the inventory: retired" in result.stdout, result.stdout
     assert site.release()
-    left = on_host(site, single, "ls /etc/nginx/sites-enabled /etc/uwsgi/apps-provision; "
+    left = on_host(site, single, "ls /etc/nginx/sites-enabled; ls /etc/uwsgi/apps-provision; "
                                  "systemctl list-units --plain --no-legend 'uwsgi-*' | awk '{print $1}'")
     assert left.split() == ["bigmodel", "bigmodel.env", "bigmodel.ini", "uwsgi-bigmodel.service"], left
     assert no_op(site, single) == 1
