@@ -77,7 +77,7 @@ class NginxUwsgi(Stack):
         """nginx's status page (loopback), the access-log lines written meanwhile (nginx's own
         timing) and the app's uWSGI stats socket, read by one Python run on the host (top-sample.py)."""
         at = Layout.of(v)
-        _, stats, _ = uwsgi_stats_sockets(v.uwsgi_socket)
+        _, stats, _ = uwsgi_stats_sockets(deployed_apps(v)[0].uwsgi_socket)   # with apps: the first app's
         return (cmd("python3", "-", nginx.STATUS_ADDRESS, at.access_log, stats, seconds)
                 + f" <<'PROVISION_PY'\n{(HERE / 'top-sample.py').read_text()}PROVISION_PY")
 

@@ -23,7 +23,7 @@ class Leftovers(Resource):
     backup: tuple[str, ...] = ()  # paths ({name} filled in) restored if a handler rolls the change back
 
     def label(self) -> str:
-        return f"{self.what}s other than {', '.join(self.keep)}"
+        return f"{self.what}s other than {', '.join(self.keep)}" if self.keep else f"{self.what}s of earlier deploys"
 
     def probe(self, want_diff: bool = False) -> str:
         return f"{{\n{self.listing}\n}} 2>/dev/null || true"

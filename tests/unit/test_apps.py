@@ -12,6 +12,7 @@ from provisioner import PROJECT_ROOT
 from provisioner.config.apps import with_only_app
 from provisioner.config.values import RawVars, resolve
 from provisioner.errors import UserError
+from provisioner.resources import SystemFacts
 from provisioner.inventory import Host, load_inventory
 from provisioner.stack import STACK
 from provisioner.stack.layout import Layout
@@ -179,3 +180,17 @@ def test_two_apps_of_one_name_in_the_inventory_are_refused(tmp_path):
     with pytest.raises(UserError) as e:
         load_inventory(inventory)
     assert e.value.cause.endswith("site.yml:7: app admin is written twice in apps"), e.value.cause
+
+
+def test_what_an_earlier_deploy_left_is_planned_for_retirement():
+    resources, _ = STACK.declare(three())
+    sites = next(r for r in resources if r.label() == "nginx sites other than model_api")
+    disable = sites.decide(sites.parse("model_api\nbigmodel\n"), SystemFacts())
+    assert disable.changed and disable.reason == "nginx site bigmodel no longer in the inventory: retired"
+    assert disable.backup == ("/etc/nginx/sites-enabled/bigmodel", "/etc/nginx/sites-available/bigmodel")
+    assert disable.resource.notify == ("reload nginx",)
+    apps = next(r for r in resources if r.label() == "apps other than admin, accounts, site")
+    assert not apps.decide(apps.parse("accounts\nadmin\nsite\n"), SystemFacts()).changed
+    retire = apps.decide(apps.parse("admin\nmodel_api\n"), SystemFacts())
+    assert retire.changed and retire.reason == "app model_api no longer in the inventory: retired"
+    assert retire.resource.notify == ("retire apps",), "units stop in a handler, after nginx reloaded"
