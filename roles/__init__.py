@@ -37,11 +37,12 @@ class NginxUwsgi(Stack):
     def health(self, v, tries: int = 20) -> str:
         """Each app's health path (under its app_path) through nginx, as a client naming the site
         would ask; all of them must answer."""
-        return " && ".join(f"{{\n{http_check(v.http_port, site_name(v), path, tries)}\n}}" for path in health_paths(v))
+        return " && ".join(f"{{\n{http_check(v.http_port, host, path, tries)}\n}}" for host, path in health_checks(v))
 
     def health_label(self, v) -> str:
         through = " to the app hosts" if v.site_tier == "balancer" else ""
-        return f"{' and '.join(health_paths(v))} through nginx on port {v.http_port}{through}"
+        shown = [path if host == site_name(v) else f"{host}{path}" for host, path in health_checks(v)]
+        return f"{' and '.join(shown)} through nginx on port {v.http_port}{through}"
 
     def waves(self, hosts: list) -> list[list]:
         """App hosts (and single hosts) first: a balancer's health check goes through them."""
@@ -146,10 +147,10 @@ class NginxUwsgi(Stack):
 PREFIX_LINES = 'NF >= 4 { $2 = app " " $2; print; next } { print app " " $0 }'
 
 
-def health_paths(v) -> list[str]:
-    """The paths the site's health check asks: each app's health_path under its app_path. A balancer
-    runs no app of its own but forwards every app's path to the app hosts."""
-    return [("" if a.app_path == "/" else a.app_path) + a.health_path for a in apps_of(v)]
+def health_checks(v) -> list[tuple[str, str]]:
+    """What the site's health check asks: (Host, path) of each app, its health_path under its app_path
+    on its server_name. A balancer runs no app of its own but forwards every app's to the app hosts."""
+    return [(site_name(a), ("" if a.app_path == "/" else a.app_path) + a.health_path) for a in apps_of(v)]
 
 
 HERE = Path(__file__).parent

@@ -34,8 +34,15 @@ def resources(v):
 
 
 def site_context(v) -> dict:
-    """The site's template context: the host's, and each app's settings and paths (one without apps)."""
-    return {**context(v), "apps": [(a, Layout.of(a)) for a in apps_of(v)]}
+    """The site's template context: the host's, each app's settings and paths (one without apps), and
+    the server blocks: the site's server_name with its apps, then each other name with its apps. A
+    balancer has one block that answers every name (it passes them all to the app hosts)."""
+    apps = [(a, Layout.of(a)) for a in apps_of(v)]
+    names = list(dict.fromkeys([v.server_name, *(a.server_name for a, _ in apps)]))
+    if v.site_tier == "balancer":
+        return {**context(v), "apps": apps, "vhosts": [(" ".join(names), apps)]}
+    vhosts = [(name, [(a, at) for a, at in apps if a.server_name == name]) for name in names]
+    return {**context(v), "apps": apps, "vhosts": [(name, group) for name, group in vhosts if group]}
 
 
 def handlers(v):

@@ -21,7 +21,7 @@ from provisioner.errors import UserError
 # uwsgi_socket, ...) default to the app's own. app_name itself is the entry's key.
 PER_APP = frozenset({
     "app_source", "app_module", "app_callable", "app_requirements", "app_user", "app_group", "app_root",
-    "app_env", "app_path", "keep_releases", "health_path", "static_url", "static_dir", "static_expires",
+    "app_env", "app_path", "server_name", "keep_releases", "health_path", "static_url", "static_dir", "static_expires",
     "uwsgi_processes", "uwsgi_threads", "uwsgi_socket", "uwsgi_chmod_socket", "uwsgi_chown_socket",
     "uwsgi_master", "uwsgi_vacuum", "uwsgi_die_on_term", "uwsgi_need_app", "uwsgi_strict",
     "uwsgi_lazy_apps", "uwsgi_harakiri", "uwsgi_buffer_size", "uwsgi_listen", "uwsgi_max_requests",
@@ -90,6 +90,11 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
                 app[setting] = check(setting, default(setting, app), app_where, False)
         resolved[name] = {setting: app[setting] for setting in PER_APP}
     _refuse_shared(resolved, where, at)
+    named = [name for name, app in resolved.items() if app["server_name"] != values["server_name"]]
+    if named and values["tls"] != "off":
+        raise UserError(f"apps.{named[0]} of {where} has a server_name of its own, and tls is {values['tls']}{at}",
+                        "with tls, give the apps the site's server_name (one certificate covers the site's names); "
+                        "per-app server_name works with tls off only, for now")
     return resolved
 
 
@@ -102,7 +107,9 @@ def _refuse_shared(apps: dict[str, dict], where: str, at: str) -> None:
     for setting in ("app_path", *OWN):
         seen: dict[str, str] = {}
         for name, app in apps.items():
-            value = str(app[setting])
+            # a path is one app's on each server_name (virtual hosts may each have their own /)
+            on = f" on {app['server_name']}" if setting == "app_path" and app["server_name"] != "_" else ""
+            value = f"{app[setting]}{on}"
             if value in seen:
                 shown = "path" if setting == "app_path" else setting
                 raise UserError(f"apps {seen[value]} and {name} of {where} have the same {shown} {value}{at}",

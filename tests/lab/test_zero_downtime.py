@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,16 @@ def get(address: str, path: str) -> dict:
         return json.loads(answer.read())
 
 
+def ask(address: str, path: str, host: str) -> tuple[int, str]:
+    """GET `path` naming `host`: the status and the answering app (or "")."""
+    request = urllib.request.Request(f"http://{address}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())["app"]
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
 def on_host(site: Site, inventory: Path, command: str) -> str:
     """What `command` printed on the host (`provision run` indents it under a "NAME rc=N" line)."""
     result = provision(site, "run", "-H", site.host.name, "-i", str(inventory), "--", command)
@@ -320,6 +331,15 @@ def test_a_renamed_app_is_retired_and_one_site_holds_the_port(site):
     assert state.split()[:2] == ["not-found", "loaded"], state
     assert "site.ini" not in state and "/run/site': No such file" in state and "/srv/site/releases" in state, \
         "unit, ini and socket gone; releases kept (retired_releases: keep)"
+    # home moves to a server_name of its own: a second server block on port 80 (a virtual host)
+    vhost = apps_inventory(site, "apps_vhost", changes={"site": None, "home": {
+        "path": "/", "app_source": str(LAB_APPS / "frontpage"), "app_module": "frontpage.wsgi",
+        "server_name": "home.test"}})
+    result = site.deploy(vhost)
+    assert result.returncode == 0 and "restart app" not in result.stdout, result.stdout + result.stderr
+    assert ask(site.host.address, "/healthz", "home.test") == (200, "site")
+    assert ask(site.host.address, "/admin/healthz", "home.test")[0] == 404, "admin is not on home.test"
+    assert ask(site.host.address, "/admin/healthz", "localhost") == (200, "admin")
     # The single app of issue 22: app_name renamed. Its old site is disabled in the same apply, so nginx
     # never sees two sites on port 80 ("duplicate listen options"), and every app before it retired.
     single = site.inventory("renamed_single", app_name="bigmodel")

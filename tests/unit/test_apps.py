@@ -194,3 +194,32 @@ def test_what_an_earlier_deploy_left_is_planned_for_retirement():
     retire = apps.decide(apps.parse("admin\nmodel_api\n"), SystemFacts())
     assert retire.changed and retire.reason == "app model_api no longer in the inventory: retired"
     assert retire.resource.notify == ("retire apps",), "units stop in a handler, after nginx reloaded"
+
+
+def vhosts(**over):
+    apps = {**THREE, "admin": {**THREE["admin"], "path": "/", "server_name": "admin.example.com"}}
+    return three(apps=apps, **over)
+
+
+def test_an_app_of_its_own_server_name_is_a_virtual_host():
+    text = render("nginx/site.conf.j2", site_context(vhosts()))
+    first, second = text.split("\nserver {")[1:]
+    assert "server_name api.example.com;" in first and "listen 80 backlog=4096;" in first
+    assert "server_name admin.example.com;" in second and "listen 80;" in second, "options once per port"
+    assert "unix:/run/admin/uwsgi.sock" in second and "unix:/run/admin/uwsgi.sock" not in first
+    assert "unix:/run/site/uwsgi.sock" in first and "unix:/run/accounts/uwsgi.sock" in first
+    assert STACK.health_label(vhosts()) == \
+        "admin.example.com/healthz and /user/healthz and /healthz through nginx on port 80"
+
+
+@needs_nginx
+def test_nginx_accepts_virtual_hosts(tmp_path):
+    proc = _nginx_t(_nginx_conf(tmp_path, _site(vhosts(), tmp_path)), tmp_path)
+    assert proc.returncode == 0 and "[warn]" not in proc.stderr, proc.stderr
+
+
+def test_a_server_name_of_its_own_needs_tls_off_for_now():
+    with pytest.raises(UserError) as e:
+        vhosts(tls="self-signed")
+    assert e.value.cause == ("apps.admin of host web1 has a server_name of its own, and tls is self-signed "
+                             "(set in group all, inventories/site.yml:4)")
