@@ -18,7 +18,10 @@ for ini in "$UWSGI_DIR"/*.ini; do
     rm -rf "$unit_file" "$unit_file.d" "$ini" "$UWSGI_DIR/$name.env"
     systemctl daemon-reload
     systemctl reset-failed "$unit" >/dev/null 2>&1
-    [ -n "$runtime" ] && rm -rf "/run/$runtime"
+    # the runtime directory, unless a kept app's unit shares it (sockets set side by side in one directory)
+    if [ -n "$runtime" ] && ! grep -qsx "RuntimeDirectory=$runtime" /etc/systemd/system/uwsgi-*.service; then
+        rm -rf "/run/$runtime"
+    fi
     if [ "$REMOVE_RELEASES" = 1 ] && [ -n "$root" ] && [ "$root" != / ]; then
         rm -rf "$root"
         echo "retired app $name: unit $unit stopped and removed, releases in $root removed"
