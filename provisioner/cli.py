@@ -20,8 +20,8 @@ except ImportError:
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .process_exit import exit_process
-from .cli_common import (DEFAULT_FORKS, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts,
-                         _serial, _show_reports, _stream, app)
+from .cli_common import (DEFAULT_FORKS, AppOpt, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts,
+                         _serial, _show_reports, _stream, _with_app, app)
 from .config.cli_options import inventory_options
 
 if TYPE_CHECKING:
@@ -50,18 +50,6 @@ def _add_sub_apps(argv: list[str]) -> None:
     for name, (module, help_text) in _SUB_APPS.items():
         sub = importlib.import_module(module).app if name == named else typer.Typer()
         app.add_typer(sub, name=name, help=help_text)
-
-
-AppOpt = Annotated[Optional[str], typer.Option(
-    "--app", metavar="NAME", help="Only this app of the host's apps (setting apps; default: every app).")]
-
-
-def _with_app(hosts: list, name: Optional[str]) -> list:
-    """--app NAME: each host's settings narrowed to that app (config/apps.py)."""
-    if not name:
-        return hosts
-    from .config.apps import with_only_app
-    return with_only_app(hosts, name)
 
 
 @app.command()

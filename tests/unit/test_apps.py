@@ -223,3 +223,13 @@ def test_a_server_name_of_its_own_needs_tls_off_for_now():
         vhosts(tls="self-signed")
     assert e.value.cause == ("apps.admin of host web1 has a server_name of its own, and tls is self-signed "
                              "(set in group all, inventories/site.yml:4)")
+
+
+def test_rollback_app_switches_that_apps_release_only():
+    from provisioner.engine.rollback import RollbackStack
+    [chosen] = with_only_app([Host("web1", "192.0.2.1", 22, "deploy", None, True, None, [], three())], "admin")
+    switches, handlers = RollbackStack(STACK, "abc123").declare(chosen.vars)
+    assert [s.label() for s in switches] == [s.label() for s in switches if "/srv/admin" in s.label()] != []
+    assert [h.name for h in handlers] == ["restart app admin"]
+    every, _ = RollbackStack(STACK).declare(three())
+    assert len(every) == 3, "without --app each app goes back"
