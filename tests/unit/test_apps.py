@@ -233,3 +233,13 @@ def test_rollback_app_switches_that_apps_release_only():
     assert [h.name for h in handlers] == ["restart app admin"]
     every, _ = RollbackStack(STACK).declare(three())
     assert len(every) == 3, "without --app each app goes back"
+
+
+def test_a_balancer_passes_every_apps_path_and_name_and_runs_no_app():
+    v = vhosts().computed(site_tier="balancer", upstream=[("app1", "10.0.0.11")])
+    resources, handlers = STACK.declare(v)
+    text = next(r for r in resources if "sites-available" in r.label()).content
+    assert text.count("\nserver {") == 1 and "server_name api.example.com admin.example.com;" in text
+    assert "uwsgi_pass" not in text and not [h for h in handlers if h.name.startswith("restart app")]
+    assert STACK.health_label(v) == ("admin.example.com/healthz and /user/healthz and /healthz through nginx "
+                                     "on port 80 to the app hosts")
