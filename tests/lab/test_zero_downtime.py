@@ -342,7 +342,7 @@ def test_a_renamed_app_is_retired_and_one_site_holds_the_port(site):
     assert ask(site.host.address, "/admin/healthz", "localhost") == (200, "admin")
     # The single app of issue 22: app_name renamed. Its old site is disabled in the same apply, so nginx
     # never sees two sites on port 80 ("duplicate listen options"), and every app before it retired.
-    single = site.inventory("renamed_single", app_name="bigmodel")
+    single = site.inventory("renamed_single", app_name="bigmodel", retired_releases="remove")
     result = site.deploy(single)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nginx site model_api no longer in the inventory: retired" in result.stdout, result.stdout
@@ -350,4 +350,6 @@ def test_a_renamed_app_is_retired_and_one_site_holds_the_port(site):
     left = on_host(site, single, "ls /etc/nginx/sites-enabled; ls /etc/uwsgi/apps-provision; "
                                  "systemctl list-units --plain --no-legend 'uwsgi-*' | awk '{print $1}'")
     assert left.split() == ["bigmodel", "bigmodel.env", "bigmodel.ini", "uwsgi-bigmodel.service"], left
+    # retired now with retired_releases: remove (admin, accounts, home); kept when retired before (site, model_api)
+    assert on_host(site, single, "ls -d /srv/*").split() == ["/srv/bigmodel", "/srv/model_api", "/srv/site"]
     assert no_op(site, single) == 1
