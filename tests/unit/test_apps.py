@@ -243,3 +243,12 @@ def test_a_balancer_passes_every_apps_path_and_name_and_runs_no_app():
     assert "uwsgi_pass" not in text and not [h for h in handlers if h.name.startswith("restart app")]
     assert STACK.health_label(v) == ("admin.example.com/healthz and /user/healthz and /healthz through nginx "
                                      "on port 80 to the app hosts")
+
+
+def test_a_package_named_like_a_standard_module_is_warned_about(tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "__init__.py").write_text("")
+    (tmp_path / "site" / "wsgi.py").write_text("app = None\n")
+    v = resolve({"apps": {"home": {"app_source": str(tmp_path), "app_module": "site.wsgi"}}},
+                where="host web1", base_dir=APPS)
+    assert any("its package site has the name of a module of Python's standard library" in w for w in v.warnings)
