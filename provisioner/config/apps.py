@@ -29,6 +29,9 @@ PER_APP = frozenset({
     "uwsgi_plugins", "uwsgi_read_timeout",
 })
 ENTRY_ALIASES = {"path": "app_path"}   # the issue's short name inside an entry
+# The site's settings an entry may add to: its paths are under the app's path, joined into the site's
+# (nginx's maps and cache are the site's; a limit or cache of /admin/report is admin's).
+UNDER_PATH = ("rate_limit_locations", "cache_locations")
 # Two apps never share these: each would overwrite the other's files or take its traffic.
 OWN = ("app_root", "uwsgi_socket")
 
@@ -77,6 +80,10 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
             if setting == "app_name":
                 raise UserError(f"apps.{name} sets app_name{at}; the entry's key is the app's name",
                                 f"remove app_name from apps.{name} (rename the key to rename the app)")
+            if setting in UNDER_PATH:
+                values[setting] = _joined(values[setting], check(setting, value, app_where, True), entry.get(
+                    "path", entry.get("app_path", "/")))
+                continue
             if setting not in PER_APP:
                 raise UserError(f"setting {key} of {app_where} is not an app's own setting{at}",
                                 f"move {key} out of apps.{name} into the host's or a group's vars (it is per site); "
@@ -89,6 +96,8 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
             elif setting not in given:   # the site's own value stands for every app; else the app's default
                 app[setting] = check(setting, default(setting, app), app_where, False)
         resolved[name] = {setting: app[setting] for setting in PER_APP}
+    for setting in UNDER_PATH:   # in the order the kind keeps (the most specific location first)
+        values[setting] = check(setting, values[setting], where, True)
     _refuse_shared(resolved, where, at)
     named = [name for name, app in resolved.items() if app["server_name"] != values["server_name"]]
     if named and values["tls"] != "off":
@@ -96,6 +105,15 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
                         "with tls, give the apps the site's server_name (one certificate covers the site's names); "
                         "per-app server_name works with tls off only, for now")
     return resolved
+
+
+def _joined(site: Any, own: Any, path: str) -> Any:
+    """The site's rate_limit_locations or cache_locations with an app's own, its paths under `path`."""
+    prefix = "" if path == "/" else path
+    if isinstance(own, dict):
+        under = {(f"{k.split()[0]} {prefix}{k.split()[1]}" if " " in k else prefix + k): limit for k, limit in own.items()}
+        return {**site, **under}
+    return [*site, *(prefix + location for location in own)]
 
 
 def _ordered_per_app(values: dict) -> list[str]:

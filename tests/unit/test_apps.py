@@ -252,3 +252,26 @@ def test_a_package_named_like_a_standard_module_is_warned_about(tmp_path):
     v = resolve({"apps": {"home": {"app_source": str(tmp_path), "app_module": "site.wsgi"}}},
                 where="host web1", base_dir=APPS)
     assert any("its package site has the name of a module of Python's standard library" in w for w in v.warnings)
+
+
+def test_an_apps_rate_limits_and_cache_are_under_its_path():
+    apps = {**THREE, "admin": {**THREE["admin"], "rate_limit_locations": {"POST /report": "1r/s", "/": "5r/s"},
+                               "cache_locations": ["/static-list"]}}
+    v = three(apps=apps, rate_limit_locations={"/user/7": "2r/s"}, cache_locations=["/healthz"])
+    assert v.rate_limit_locations == {"POST /admin/report": {"rate": "1r/s", "burst": 0},
+                                      "/admin/": {"rate": "5r/s", "burst": 0}, "/user/7": {"rate": "2r/s", "burst": 0}}
+    assert v.cache_locations == ["/healthz", "/admin/static-list"]
+    assert "rate_limit_locations" not in v.apps["admin"], "they are the site's, joined"
+
+
+@needs_nginx
+def test_nginx_accepts_an_apps_rate_limits_and_cache(tmp_path):
+    apps = {**THREE, "admin": {**THREE["admin"], "rate_limit_locations": {"POST /report": "1r/s"},
+                               "cache_locations": ["/list"]}}
+    site = _site(three(apps=apps), tmp_path)
+    (tmp_path / "cache").mkdir()
+    text = site.read_text().replace("/var/cache/nginx/", f"{tmp_path}/cache/")
+    site.write_text(text)
+    assert '"~^POST:/admin/report"' in text and '"~^/admin/list"' in text
+    proc = _nginx_t(_nginx_conf(tmp_path, site), tmp_path)
+    assert proc.returncode == 0 and "[warn]" not in proc.stderr, proc.stderr
