@@ -75,14 +75,14 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
     for name, entry in values["apps"].items():
         app_where = f"app {name} of {where}"
         own: dict[str, Any] = {}
+        joins: dict[str, Any] = {}   # UNDER_PATH settings, joined once the app's path is known
         for key, value in entry.items():
             setting = ENTRY_ALIASES.get(key, key)
             if setting == "app_name":
                 raise UserError(f"apps.{name} sets app_name{at}; the entry's key is the app's name",
                                 f"remove app_name from apps.{name} (rename the key to rename the app)")
             if setting in UNDER_PATH:
-                values[setting] = _joined(values[setting], check(setting, value, app_where, True), entry.get(
-                    "path", entry.get("app_path", "/")))
+                joins[setting] = check(setting, value, app_where, True)
                 continue
             if setting not in PER_APP:
                 raise UserError(f"setting {key} of {app_where} is not an app's own setting{at}",
@@ -96,6 +96,8 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
             elif setting not in given:   # the site's own value stands for every app; else the app's default
                 app[setting] = check(setting, default(setting, app), app_where, False)
         resolved[name] = {setting: app[setting] for setting in PER_APP}
+        for setting, own_value in joins.items():
+            values[setting] = _joined(values[setting], own_value, app["app_path"])
     for setting in UNDER_PATH:   # in the order the kind keeps (the most specific location first)
         values[setting] = check(setting, values[setting], where, True)
     _refuse_shared(resolved, where, at)
