@@ -20,8 +20,8 @@ except ImportError:
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNREACHABLE, UserError
 from .process_exit import exit_process
-from .cli_common import (DEFAULT_FORKS, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts,
-                         _serial, _show_reports, _stream, app)
+from .cli_common import (DEFAULT_FORKS, AppOpt, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts,
+                         _serial, _show_reports, _stream, _with_app, app)
 from .config.cli_options import inventory_options
 
 if TYPE_CHECKING:
@@ -66,10 +66,11 @@ def deploy(
     serial: Annotated[Optional[str], typer.Option(
         "--serial", metavar="N|N%", help="Rolling release: N hosts (or N% of them) at a time, each batch out "
         "of the balancers while it deploys; a failed batch stops the roll.")] = None,
+    only_app: AppOpt = None,
 ):
     """Make the hosts match the roles: install, configure, restart what changed, verify."""
     from .remote.session import Sessions
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     batch_size = _serial(serial, hosts)
     # All hosts at once: their logins start now, while the stack and the engine load.
     with contextlib.closing(Sessions(hosts, early=not batch_size and len(hosts) <= forks)) as sessions:
@@ -100,13 +101,14 @@ def logs(
         help="nginx, uwsgi or app (repeatable; default all).")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines of history per log.")] = 20,
     ask_become_pass: AskPass = False,
+    only_app: AppOpt = None,
 ):
-    """Show (or follow) nginx's access and error logs and the app's uWSGI journal, host-prefixed."""
+    """Show (or follow) nginx's access and error logs and each app's uWSGI journal, host-prefixed."""
     from .config.values import redact
     from .engine.fanout import fan_out
     from .remote.session import Session, close_all
     from .stack import STACK
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     sources = service or list(STACK.log_services)
     sessions: list[Session] = []
     width = max(len(h.name) for h in hosts)
@@ -149,11 +151,12 @@ def _print_finding(f: Finding, with_fix: bool) -> None:
         console.print(f"    [dim]fix:[/] {_escape(f.fix)}")
 
 
-def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool) -> int:
+def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_fix: bool,
+          only_app: Optional[str] = None) -> int:
     """Run a stack's read-only script on each host and print its lines and findings; the exit code."""
     from .engine import findings
     from .engine.fanout import in_sessions
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     console = _stream("console")
     code = 0
     for result in in_sessions(hosts, lambda h, session: session.run(script(h.vars)).out, forks=forks):
@@ -174,18 +177,20 @@ def _look(host: str, inventory, forks: int, ask_become_pass: bool, script, with_
 
 @app.command()
 @inventory_options
-def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False):
-    """Services, versions, current release, workers and health of each host."""
+def status(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False,
+           only_app: AppOpt = None):
+    """Services, versions, current release, workers and health of each host (of each app)."""
     from .stack import STACK
-    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.status, with_fix=False))
+    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.status, with_fix=False, only_app=only_app))
 
 
 @app.command()
 @inventory_options
-def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False):
+def doctor(host: HostOpt, inventory: InvOpt = None, forks: Forks = DEFAULT_FORKS, ask_become_pass: AskPass = False,
+           only_app: AppOpt = None):
     """What is wrong with each host's served site, with what to do: exit 1 when something fails."""
     from .stack import STACK
-    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True))
+    raise typer.Exit(_look(host, inventory, forks, ask_become_pass, STACK.doctor, with_fix=True, only_app=only_app))
 
 
 @app.command()

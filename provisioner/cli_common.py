@@ -76,6 +76,18 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Show traceback
     """Global options."""
 
 
+AppOpt = Annotated[Optional[str], typer.Option(
+    "--app", metavar="NAME", help="Only this app of the host's apps (setting apps; default: every app).")]
+
+
+def _with_app(hosts: list, name: Optional[str]) -> list:
+    """--app NAME: each host's settings narrowed to that app (config/apps.py)."""
+    if not name:
+        return hosts
+    from .config.apps import with_only_app
+    return with_only_app(hosts, name)
+
+
 def _hosts(host: str, inventory: Optional[list[str]], ask_become_pass: bool = False) -> list[Host]:
     return selected_hosts(host, inventory, ask_become_pass,
                           warn=lambda w: _stream("err").print(f"[yellow]warning:[/] {_escape(w)}"),

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli_common import (DEFAULT_FORKS, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts, _serial,
-                         _show_reports, _stream, app)
+from .cli_common import (DEFAULT_FORKS, AppOpt, AskPass, Forks, HostOpt, InvOpt, _converge, _escape, _hosts,
+                         _serial, _show_reports, _stream, _with_app, app)
 from .config.cli_options import inventory_options
 from .errors import EXIT_UNREACHABLE, UserError
 
@@ -80,11 +80,12 @@ def rollback(
     serial: Annotated[Optional[str], typer.Option(
         "--serial", metavar="N|N%", help="N hosts (or N% of them) at a time, each batch out of the balancers "
         "while it switches; a failed batch stops the roll.")] = None,
+    only_app: AppOpt = None,
 ):
-    """Back to a release the hosts keep: no build, no upload; the app restarts as in a deploy."""
+    """Back to a release the hosts keep: no build, no upload; the app (each app) restarts as in a deploy."""
     from .engine.rollback import RollbackStack
     from .stack import STACK
-    hosts = _hosts(host, inventory, ask_become_pass)
+    hosts = _with_app(_hosts(host, inventory, ask_become_pass), only_app)
     reports, rolled = _converge(RollbackStack(STACK, to or ""), "rollback", hosts, inventory, _serial(serial, hosts),
                                 forks=forks, check=check)
     raise typer.Exit(_show_reports(reports, rolled, hosts, json_out=json_out, check=check, verbose=False))

@@ -2,19 +2,26 @@
 
 from provisioner.resources import AppRelease, Directory, SystemUser
 
-from .layout import Layout, uwsgi_sockets, uwsgi_stats_sockets
+from .layout import Layout, deployed_apps, uwsgi_sockets, uwsgi_stats_sockets
 
 
 def resources(v):
-    yield SystemUser(v.app_user, home=v.app_root)
-    yield Directory(v.app_root)
-    yield Directory(f"{v.app_root}/releases")
-    yield AppRelease(v.app_source, v.app_requirements, v.app_root, keep=v.keep_releases,
-                     notify=("restart app",))
+    for a in deployed_apps(v):
+        yield SystemUser(a.app_user, home=a.app_root)
+        yield Directory(a.app_root)
+        yield Directory(f"{a.app_root}/releases")
+        yield AppRelease(a.app_source, a.app_requirements, a.app_root, keep=a.keep_releases,
+                         notify=(restart_handler(a),))
 
 
 def handlers(v):
     return []
+
+
+def restart_handler(a) -> str:
+    """The name of the handler that restarts app `a` (one of `apps_of(v)`): each app its own, so a
+    change to one restarts only that one."""
+    return f"restart app {a.app_name}" if getattr(a, "apps", None) else "restart app"
 
 
 def context(v) -> dict:

@@ -33,7 +33,7 @@ from provisioner.templating import render
 from .app import context
 from . import floating
 from .base import packages
-from .layout import Layout, uwsgi_sockets
+from .layout import Layout, apps_of, uwsgi_sockets
 
 
 def wanted(v) -> bool:
@@ -57,18 +57,23 @@ def resources(v):
         rules = "nftables/balancer-vrrp.nft.j2" if guards_vrrp(v) else "nftables/app-firewall.nft.j2"
         yield Template(at.firewall_rules, rules, rules_context(v), notify=("reload firewall",))
     if wanted(v):
-        yield Template(at.app_down_rules, "nftables/app-down.nft.j2", {**rules_context(v), "table": down_table(v)},
-                       notify=("refresh app-down table",))
-        yield Directory(at.app_unit_dropin.rpartition("/")[0])
-        yield Template(at.app_unit_dropin, "systemd/app-down.conf.j2", down_context(v), kind=SystemdUnit)
+        # each app's unit loads a table of its own when it stops: the host refuses its balancers while
+        # any app is down (they all share its ports), and takes them back once every app runs
+        for a in apps_of(v):
+            app_at = Layout.of(a)
+            yield Template(app_at.app_down_rules, "nftables/app-down.nft.j2", {**rules_context(a), "table": down_table(a)},
+                           notify=("refresh app-down table",))
+            yield Directory(app_at.app_unit_dropin.rpartition("/")[0])
+            yield Template(app_at.app_unit_dropin, "systemd/app-down.conf.j2", down_context(a), kind=SystemdUnit)
     if wanted(v) or guards_vrrp(v) or guards_metrics(v):
+        app_units = [(Layout.of(a).unit, Layout.of(a).app_down_rules) for a in apps_of(v)] if wanted(v) else []
         yield Template(at.firewall_unit_file, "systemd/provision-firewall.service.j2",
-                       {**rules_context(v), "app_unit": at.unit if wanted(v) else ""}, kind=SystemdUnit,
-                       notify=("reload firewall",))
+                       {**rules_context(v), "app_units": app_units}, kind=SystemdUnit, notify=("reload firewall",))
         yield Service(at.firewall_unit)
     else:
         # a balancer runs no app: it has no app unit to hold a drop-in
-        app_paths = (at.app_down_rules, at.app_unit_dropin) if v.site_tier != "balancer" else ()
+        app_paths = [p for a in apps_of(v) for p in (Layout.of(a).app_down_rules, Layout.of(a).app_unit_dropin)
+                     ] if v.site_tier != "balancer" else []
         for path in (at.firewall_rules, *app_paths, at.firewall_unit_file, _wants_link(at)):
             yield Absent(path, notify=("drop firewall",))
     if v.site_tier == "app":
@@ -81,13 +86,14 @@ def handlers(v):
     if guards_vrrp(v) or (guards_metrics(v) and not wanted(v)):
         return [reload]
     if wanted(v):
-        down = down_table(v)
+        downs = [(down_table(a), Layout.of(a).app_down_rules) for a in apps_of(v)]
         return [reload,
-                # new balancers while the app is down: the loaded table is replaced (else it stays until the app starts)
-                Handler("refresh app-down table", check=f"nft -c -f {at.app_down_rules}",
-                        run=f"if nft list table inet {down} >/dev/null 2>&1; then nft -f {at.app_down_rules}; fi")]
+                # new balancers while an app is down: its loaded table is replaced (else it stays until the app starts)
+                Handler("refresh app-down table", check=" && ".join(f"nft -c -f {rules}" for _, rules in downs),
+                        run="; ".join(f"if nft list table inet {down} >/dev/null 2>&1; then nft -f {rules}; fi"
+                                      for down, rules in downs))]
     drop = "; ".join(f"if nft list table inet {t} >/dev/null 2>&1; then nft delete table inet {t}; fi"
-                     for t in (table_name(v), down_table(v)))
+                     for t in (table_name(v), *(down_table(a) for a in apps_of(v))))
     return [Handler("drop firewall", run=f"systemctl stop {at.firewall_unit} 2>/dev/null; systemctl daemon-reload; {drop}")]
 
 
@@ -167,7 +173,7 @@ def rules_context(v) -> dict:
     return {**context(v), "table": table_name(v), "ports": ports, "peers": [a for _, a in v.vrrp_peers],
             "ipv4": [str(a) for a in addresses if a.version == 4], "ipv6": [str(a) for a in addresses if a.version == 6],
             "behind_balancers": wanted(v),
-            "metrics_ports": [v.metrics_nginx_port, v.metrics_uwsgi_port] if guards_metrics(v) else [],
+            "metrics_ports": [v.metrics_nginx_port, *(a.metrics_uwsgi_port for a in apps_of(v))] if guards_metrics(v) else [],
             "scrapers4": [str(n) for n in scrapers if n.version == 4],
             "scrapers6": [str(n) for n in scrapers if n.version == 6]}
 

@@ -138,6 +138,17 @@ def uwsgi_stats_sockets(link: str) -> tuple[str, str, str]:
     return directory, f"{directory}/main.sock", f"{directory}/standby.sock"
 
 
+def apps_of(v) -> list:
+    """The settings of each app the host runs (`Vars.each_app()`): one, the host's own, without `apps`."""
+    return v.each_app() if getattr(v, "apps", None) else [v]
+
+
+def deployed_apps(v) -> list:
+    """The apps this deploy declares: every app, or the one `deploy --app` names (only_app)."""
+    only = getattr(v, "only_app", "")
+    return [a for a in apps_of(v) if not only or a.app_name == only]
+
+
 def site_name(v) -> str:
     """The Host a client naming the site sends (localhost for a catch-all site)."""
     return v.server_name.split()[0] if v.server_name not in ("_", "") else "localhost"

@@ -1,10 +1,10 @@
 # The "restart metrics" handler's proof: each exporter answers on the host's private address with a
 # metric that says it reads its source (nginx's status page; uWSGI's stats socket), within 20 s (the
 # exporters start in well under a second; Debian 12's nginx exporter waits 5 s between its tries of
-# a status page not yet loaded). Parameters: NGINX_URL UWSGI_URL.
-python3 - "$NGINX_URL" "^nginx_connections_active " "$UWSGI_URL" "^uwsgi_up 1$" <<'PROVISION_PY'
+# a status page not yet loaded). Parameters: NGINX_URL, UWSGI_URLS (one an app, space separated).
+python3 - "$NGINX_URL" "$UWSGI_URLS" <<'PROVISION_PY'
 import re, sys, time, urllib.request
-pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+pairs = [(sys.argv[1], "^nginx_connections_active ")] + [(url, "^uwsgi_up 1$") for url in sys.argv[2].split()]
 deadline = time.monotonic() + 20
 for url, wanted in pairs:
     while True:

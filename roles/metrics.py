@@ -16,7 +16,7 @@ from provisioner.resources import Absent, Directory, File, Service, SystemdUnit,
 
 from . import nginx
 from .base import packages
-from .layout import uwsgi_stats_sockets
+from .layout import deployed_apps, uwsgi_stats_sockets
 
 NGINX_EXPORTER = "prometheus-nginx-exporter"
 NGINX_DROPIN = f"/etc/systemd/system/{NGINX_EXPORTER}.service.d/provision.conf"
@@ -33,12 +33,14 @@ def script(v) -> str:
 
 
 def resources(v):
-    unit = uwsgi_exporter(v)
-    unit_file = f"/etc/systemd/system/{unit}.service"
+    apps = deployed_apps(v)
     if not metrics_on(v):
-        wants = f"/etc/systemd/system/multi-user.target.wants/{unit}.service"
-        for path in (NGINX_DROPIN, unit_file, wants, script(v)):
-            yield Absent(path, notify=("stop metrics",))
+        yield Absent(NGINX_DROPIN, notify=("stop metrics",))
+        for a in apps:
+            unit_file = f"/etc/systemd/system/{uwsgi_exporter(a)}.service"
+            for path in (unit_file, f"/etc/systemd/system/multi-user.target.wants/{uwsgi_exporter(a)}.service",
+                         script(a)):
+                yield Absent(path, notify=("stop metrics",))
         return
     yield packages(v, NGINX_EXPORTER)
     yield Directory(NGINX_DROPIN.rpartition("/")[0])
@@ -46,37 +48,39 @@ def resources(v):
                    "scrape_uri": f"http://{nginx.STATUS_ADDRESS}/nginx_status"}, kind=SystemdUnit,
                    notify=("restart metrics",))
     yield Directory(SCRIPT_DIR)
-    yield File(script(v), (HERE / "uwsgi-exporter.py").read_text(), notify=("restart metrics",))
-    yield Template(unit_file, "systemd/uwsgi-exporter.service.j2", {
-        "v": v, "script": script(v), "address": v.private_address, "port": v.metrics_uwsgi_port,
-        "stats_socket": uwsgi_stats_sockets(v.uwsgi_socket)[1]}, kind=SystemdUnit, notify=("restart metrics",))
     yield Service(NGINX_EXPORTER)
-    yield Service(unit)
+    for a in apps:   # one exporter per app: it runs as the app's user, the only one that reads its stats
+        yield File(script(a), (HERE / "uwsgi-exporter.py").read_text(), notify=("restart metrics",))
+        yield Template(f"/etc/systemd/system/{uwsgi_exporter(a)}.service", "systemd/uwsgi-exporter.service.j2", {
+            "v": a, "script": script(a), "address": a.private_address, "port": a.metrics_uwsgi_port,
+            "stats_socket": uwsgi_stats_sockets(a.uwsgi_socket)[1]}, kind=SystemdUnit, notify=("restart metrics",))
+        yield Service(uwsgi_exporter(a))
 
 
 def handlers(v):
-    units = (NGINX_EXPORTER, uwsgi_exporter(v))
+    apps = deployed_apps(v)
+    units = (NGINX_EXPORTER, *(uwsgi_exporter(a) for a in apps))
     if not metrics_on(v):
         # our unit's file and boot link are gone already; Debian's exporter stays installed, stopped and disabled
         return [Handler("stop metrics", run=f"{cmd('systemctl', 'stop', *units)} 2>/dev/null; "
                                             f"{cmd('systemctl', 'disable', '-q', NGINX_EXPORTER)} 2>/dev/null; "
                                             "systemctl daemon-reload")]
+    parses = "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')"
     return [Handler(
         "restart metrics",
         # what the units run is there and parses
-        check=(f"test -x /usr/bin/{NGINX_EXPORTER} && "
-               + cmd("python3", "-c", "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')", script(v))),
+        check=" && ".join([f"test -x /usr/bin/{NGINX_EXPORTER}", *(cmd("python3", "-c", parses, script(a)) for a in apps)]),
         run=cmd("systemctl", "restart", *units),
-        verify=scrape_check(v),
+        verify=scrape_check(v, apps),
         explain=cmd("journalctl", *(f"--unit={u}" for u in units), "-n", 20, "--no-pager", "-o", "cat"),
     )]
 
 
-def scrape_check(v) -> str:
-    """Shell: both endpoints answer on the private address with their first metric (metrics-check.sh)."""
-    params = {"NGINX_URL": f"http://{listen(v, v.metrics_nginx_port)}/metrics",
-              "UWSGI_URL": f"http://{listen(v, v.metrics_uwsgi_port)}/metrics"}
-    return "\n".join([*(assign(k, value) for k, value in params.items()), (HERE / "metrics-check.sh").read_text()])
+def scrape_check(v, apps) -> str:
+    """Shell: every endpoint answers on the private address with its first metric (metrics-check.sh)."""
+    urls = [f"http://{listen(a, a.metrics_uwsgi_port)}/metrics" for a in apps]
+    return "\n".join([assign("NGINX_URL", f"http://{listen(v, v.metrics_nginx_port)}/metrics"),
+                      assign("UWSGI_URLS", " ".join(urls)), (HERE / "metrics-check.sh").read_text()])
 
 
 def listen(v, port: int) -> str:

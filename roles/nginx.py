@@ -12,7 +12,7 @@ from provisioner.resources import Absent, Link, Service, Template
 
 from .app import context
 from .base import packages
-from .layout import Layout
+from .layout import Layout, apps_of
 from .tls import NginxSiteTemplate
 
 STATUS_ADDRESS = "127.0.0.1:8019"  # nginx's status page, for `provision top`: on the loopback only
@@ -27,10 +27,22 @@ def resources(v):
     yield Template("/etc/nginx/nginx.conf", "nginx/nginx.conf.j2", context(v), notify=("reload nginx",))
     yield Template(STATUS_CONF, "nginx/status.conf.j2", {"status_address": STATUS_ADDRESS}, notify=("reload nginx",))
     # rendered for both of nginx's ways to turn on HTTP/2; the host's nginx version picks (roles/tls.py)
-    yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", context(v), notify=("reload nginx",))
+    yield NginxSiteTemplate(at.site_available, "nginx/site.conf.j2", site_context(v), notify=("reload nginx",))
     yield Link(at.site_enabled, at.site_available, notify=("reload nginx",))
     yield Absent("/etc/nginx/sites-enabled/default", notify=("reload nginx",))
     yield Service("nginx")
+
+
+def site_context(v) -> dict:
+    """The site's template context: the host's, each app's settings and paths (one without apps), and
+    the server blocks: the site's server_name with its apps, then each other name with its apps. A
+    balancer has one block that answers every name (it passes them all to the app hosts)."""
+    apps = [(a, Layout.of(a)) for a in apps_of(v)]
+    names = list(dict.fromkeys([v.server_name, *(a.server_name for a, _ in apps)]))
+    if v.site_tier == "balancer":
+        return {**context(v), "apps": apps, "vhosts": [(" ".join(names), apps)]}
+    vhosts = [(name, [(a, at) for a, at in apps if a.server_name == name]) for name in names]
+    return {**context(v), "apps": apps, "vhosts": [(name, group) for name, group in vhosts if group]}
 
 
 def handlers(v):

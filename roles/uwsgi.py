@@ -15,38 +15,44 @@ from provisioner.engine.verify import unit_failure, uwsgi_check
 from provisioner.remote.quoting import Raw, assign, function
 from provisioner.resources import Directory, Service, SystemdUnit, Template
 
-from .app import context
+from .app import context, restart_handler
 from .base import packages
-from .layout import Layout, uwsgi_sockets, uwsgi_stats_sockets
+from .layout import Layout, deployed_apps, uwsgi_sockets, uwsgi_stats_sockets
 
 HERE = Path(__file__).parent
 
 
 def resources(v):
-    at = Layout.of(v)
     yield packages(v, "uwsgi", "uwsgi-plugin-python3")
     yield Service("uwsgi", running=False, enabled=False)
-    yield Directory(at.uwsgi_dir)
+    yield Directory(Layout.of(v).uwsgi_dir)
+    for a in deployed_apps(v):
+        yield from _app_resources(a)
+
+
+def _app_resources(v):
+    """One app's unit: its ini, environment file and systemd unit, each a reason to restart it."""
+    at = Layout.of(v)
+    restart = (restart_handler(v),)
     # The stats sockets' directory (`provision top`): made here for the standby of the first restart
     # after it appears, and by the unit's ExecStartPre after a reboot empties /run.
     yield Directory(uwsgi_stats_sockets(v.uwsgi_socket)[0], mode="0700", owner=v.app_user, group=v.app_group)
-    yield Template(at.ini, "uwsgi/app.ini.j2", context(v), notify=("restart app",))
+    yield Template(at.ini, "uwsgi/app.ini.j2", context(v), notify=restart)
     yield Template(at.env_file, "app/env.j2", context(v), mode="0640", group=v.app_group, secret=True,
-                   notify=("restart app",))
+                   notify=restart)
     yield Template(at.unit_file, "systemd/uwsgi-app.service.j2", context(v), kind=SystemdUnit,
-                   notify=("restart app",))
+                   notify=restart)
     yield Service(at.unit)
 
 
 def handlers(v):
-    at = Layout.of(v)
     return [Handler(
-        "restart app",
-        run=swap_restart(v),
-        verify=uwsgi_check(v.uwsgi_socket, v.health_path),
+        restart_handler(a),
+        run=swap_restart(a),
+        verify=uwsgi_check(a.uwsgi_socket, a.health_path),
         # the journal of the instance that failed: the standby (a bad release) or the unit
-        explain=unit_failure(at.unit),
-    )]
+        explain=unit_failure(Layout.of(a).unit),
+    ) for a in deployed_apps(v)]
 
 
 def swap_restart(v) -> str:

@@ -22,6 +22,10 @@ def check_app(source: Path, module: str, where: str) -> list[str]:
     """Compile the files of `module` found in `source`; a UserError (or, on an older Python, the warning
     returned) for the first syntax error."""
     parts = module.split(".")
+    if parts[0] in sys.stdlib_module_names and source.joinpath(parts[0]).is_dir():
+        # `site` never loads (Python imports its own at start-up); others only until something imports them
+        return [f"app_module {module} of {where}: its package {parts[0]} has the name of a module of Python's "
+                "standard library, which Python may import instead (site always is); rename the package"]
     files = [source.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts) + 1)]
     files.append(source.joinpath(*parts[:-1], f"{parts[-1]}.py"))
     for file in (f for f in files if f.is_file()):

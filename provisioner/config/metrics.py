@@ -57,12 +57,15 @@ def check_metrics(values: dict, where: str) -> None:
     if ip.is_global or ip.is_unspecified or ip.is_loopback or ip.is_multicast:
         raise UserError(f"metrics_scraper is set on {where} but its private_address {ip} is not a private "
                         "address: the exporters must not listen on a public one (or every one)", fix)
-    ports = {"metrics_nginx_port": values["metrics_nginx_port"], "metrics_uwsgi_port": values["metrics_uwsgi_port"]}
+    ports = {"metrics_nginx_port": values["metrics_nginx_port"]}
+    for name, app in values["apps"].items() or [(None, values)]:
+        ports[f"apps.{name}.metrics_uwsgi_port" if name else "metrics_uwsgi_port"] = app["metrics_uwsgi_port"]
     taken = {values["http_port"]: "http_port", STATUS_PORT: "nginx's status page"}
     if values["tls"] != "off":
         taken[values["https_port"]] = "https_port"
     for name, port in ports.items():
         if port in taken:
             raise UserError(f"{name} of {where} is {port}, which {taken[port]} uses already",
-                            f"set {name} to a free port (defaults: 9113 for nginx, 9117 for uWSGI)")
+                            f"set {name} to a free port (defaults: 9113 for nginx, 9117 for uWSGI; "
+                            "with apps, each app's uWSGI exporter needs a port of its own)")
         taken[port] = name

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from provisioner.config.apps import refuse_twice_named
 from provisioner.config.local_input import refuse_special_file
 from provisioner.config.secret import Secret, as_secrets
 from provisioner.config.vault import Encrypted, Vault, is_encrypted
@@ -83,6 +84,7 @@ def parse_yaml(text: str, name: str, vault: Vault) -> tuple[Any, list[str]]:
                         "shorten that number, or quote it if it is text") from None
     finally:
         loader.dispose()
+    refuse_twice_named(data, name)
     warnings = [f"{name}:{line}: {key!r} is written twice in the same mapping; the last one wins"
                 for key, line in loader.duplicates]
     return data, warnings
@@ -101,9 +103,11 @@ def _yaml_error(error: yaml.MarkedYAMLError, name: str) -> UserError:
 
 
 class LineMap(dict):
-    """A YAML mapping that remembers the (1-based) line each key was written on: `.lines[key]`."""
+    """A YAML mapping that remembers the (1-based) line each key was written on: `.lines[key]`, and
+    the line of each key written again in it: `.twice[key]` (setting `apps` refuses those)."""
 
     lines: dict
+    twice: dict
 
 
 class InventoryLoader(yaml.SafeLoader):
@@ -121,13 +125,14 @@ class InventoryLoader(yaml.SafeLoader):
 def _construct_map(loader: InventoryLoader, node: yaml.MappingNode):
     data = LineMap()
     yield data
-    data.lines, seen = {}, set()
+    data.lines, data.twice, seen = {}, {}, set()
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
             continue
         key = loader.construct_object(key_node)
         if key in seen:
             loader.duplicates.append((key, key_node.start_mark.line + 1))
+            data.twice[key] = key_node.start_mark.line + 1
         seen.add(key)
         data.lines[key] = key_node.start_mark.line + 1
     data.update(loader.construct_mapping(node))

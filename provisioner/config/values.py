@@ -15,6 +15,7 @@ from typing import Any
 import provisioner
 from provisioner.config.ansible_names import ALIASES, ANSIBLE_IGNORED, REFUSED_UNLESS
 from provisioner.config.app_check import check_app
+from provisioner.config.apps import resolve_apps
 from provisioner.config.front import check_tls
 from provisioner.config.kinds import Invalid
 from provisioner.config.metrics import check_metrics
@@ -173,23 +174,42 @@ def resolve(raw: Mapping, *, where: str, base_dir: Path, foreign: Container[str]
     return Vars(values, warnings)
 
 
-def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, warnings: list[str]) -> None:
-    """What one setting alone cannot tell: paths on the controller, root, timeouts, unmarked secrets."""
-    for name in ("app_source", "ansible_ssh_private_key_file"):
-        path = values[name]
-        if path is not None and not path.is_absolute():
-            base = getattr(given, "bases", {}).get(name, base_dir) if name in given else provisioner.PROJECT_ROOT
-            values[name] = (Path(base) / path).resolve()
-    source = values["app_source"]
+def _base(given: RawVars, name: str, base_dir: Path) -> Path:
+    """The directory a relative path in setting `name` is relative to (the inventory file's)."""
+    return Path(getattr(given, "bases", {}).get(name, base_dir))
+
+
+def _check_app(app: dict, source_base: Path, origin: str, where: str, warnings: list[str]) -> None:
+    """One app's source directory (made absolute from `source_base`) and its user."""
+    app["app_source"] = source = (source_base / app["app_source"]).resolve()
     if not source.is_dir():
-        at = f" (set in {given.origins['app_source']})" if "app_source" in given.origins else ""
+        at = f" (set in {origin})" if origin else ""
         raise UserError(f"app_source of {where} is {source}, which is not a directory{at}",
                         "set app_source to the directory of your app (relative paths are relative "
                         "to the inventory file)")
-    warnings.extend(check_app(source, values["app_module"], where))
-    if values["app_user"] == "root":
+    warnings.extend(check_app(source, app["app_module"], where))
+    if app["app_user"] == "root":
         raise UserError(f"app_user of {where} is root; the app must never run as root",
                         "leave app_user unset (it defaults to app_name) or name an unprivileged user")
+
+
+def _check_together(values: dict, given: RawVars, where: str, base_dir: Path, warnings: list[str]) -> None:
+    """What one setting alone cannot tell: paths on the controller, root, timeouts, unmarked secrets."""
+    key = values["ansible_ssh_private_key_file"]
+    if key is not None and not key.is_absolute():
+        values["ansible_ssh_private_key_file"] = (Path(_base(given, "ansible_ssh_private_key_file", base_dir)) / key).resolve()
+    source_base = _base(given, "app_source", base_dir) if "app_source" in given else provisioner.PROJECT_ROOT
+    _check_app(values, source_base, _origin(given, "app_source"), where, warnings)
+
+    def check_app_value(name: str, value: Any, app_where: str, in_entry: bool) -> Any:
+        checked = _check(SETTINGS_BY_NAME[name], value, app_where, _origin(given, "apps") if in_entry else "")
+        if name == "app_source" and not checked.is_absolute():
+            checked = (Path(_base(given, "apps", base_dir) if in_entry else provisioner.PROJECT_ROOT) / checked).resolve()
+        return checked
+    values["apps"] = resolve_apps(values, given, where, _origin(given, "apps"), check_app_value,
+                                  lambda name, app: _default(SETTINGS_BY_NAME[name], app))
+    for name, app in values["apps"].items():
+        _check_app(app, Path("/"), _origin(given, "apps"), f"app {name} of {where}", warnings)
     check_tls(values, getattr(given, "bases", {}), where, base_dir)
     check_metrics(values, where)
     harakiri, read_timeout = values["uwsgi_harakiri"], values["uwsgi_read_timeout"]
@@ -252,6 +272,12 @@ class Vars(Mapping):
         if unknown:
             raise KeyError(f"not a computed value: {', '.join(unknown)} (settings.COMPUTED)")
         return Vars({**self._values, **values}, self.warnings)
+
+    def each_app(self) -> list["Vars"]:
+        """One Vars per app the host runs: each entry of `apps` (its own settings over the site's),
+        or, without apps, these settings themselves (one app named app_name)."""
+        return [Vars({**self._values, **app, "app_name": name}, self.warnings)
+                for name, app in self._values["apps"].items()] or [self]
 
     def __reduce__(self):
         return (Vars, (self._values, self.warnings))

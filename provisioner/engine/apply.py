@@ -28,7 +28,9 @@ def apply_changes(session: Session, changes: list[Decision], start: int = 0) -> 
     """Make `changes` on the host; `start` numbers them after the changes of an earlier batch of this run.
     A change's upload (a release) is made now, never while planning."""
     upload_dir = f"/tmp/provision-upload-{_random.token_hex(6)}"
-    uploads = {i: session.upload(d.upload(), upload_dir) for i, d in enumerate(changes, start) if d.upload}
+    # several apps: a release each, all in the one directory (made by the first upload)
+    sending = [(i, d) for i, d in enumerate(changes, start) if d.upload]
+    uploads = {i: session.upload(d.upload(), upload_dir, make_dir=not k) for k, (i, d) in enumerate(sending)}
     result = session.run(apply_script(changes, uploads, upload_dir, start))
     return parse_results(result.out, changes, start)
 

@@ -210,13 +210,15 @@ class Session:
             stderr += chan.recv_stderr(65536)
         return stderr.decode(errors="replace").strip().replace(SUDO_PROMPT, "").strip()
 
-    def upload(self, local, remote_dir: str) -> str:
+    def upload(self, local, remote_dir: str, make_dir: bool = True) -> str:
         """Copy a (large) file, or a stream (an object with `name` and `open()`, written while it is
-        sent), to a private directory the login user owns; returns its path."""
+        sent), to a private directory the login user owns (made here unless an earlier upload of
+        this apply made it); returns its path."""
         sftp = self._client.open_sftp()
         self.metrics["uploads"] = self.metrics.get("uploads", 0) + 1
         try:
-            sftp.mkdir(remote_dir, 0o700)
+            if make_dir:
+                sftp.mkdir(remote_dir, 0o700)
             target = f"{remote_dir}/{local.name}"
             if isinstance(local, Path):
                 sftp.put(str(local), target)

@@ -136,7 +136,7 @@ def test_a_single_host_with_metrics_admits_the_scrapers_to_the_exporters_only(tm
     labels = [r.label() for r in resources]
     assert {"service prometheus-nginx-exporter", "service provision-uwsgi-exporter-model_api",
             "service provision-firewall-model_api"} <= set(labels)
-    assert [h.name for h in handlers] == ["reload firewall", "restart app", "reload nginx", "restart metrics"]
+    assert [h.name for h in handlers] == ["reload firewall", "restart app", "reload nginx", "restart metrics", "retire apps"]
     units = {r.path: r.content for r in resources if hasattr(r, "content") and r.path.startswith("/etc/systemd/")}
     dropin = units["/etc/systemd/system/prometheus-nginx-exporter.service.d/provision.conf"]
     assert ("--web.listen-address=10.0.0.11:9113 --nginx.scrape-uri=http://127.0.0.1:8019/nginx_status" in dropin)
@@ -226,3 +226,25 @@ def test_nginx_writes_the_json_access_log_escaped(tmp_path):
         status, "GET", "/static/missing.css?a=1", 'say "hi" \\ bye')
     assert isinstance(entry["request_time"], float) and isinstance(entry["body_bytes_sent"], int)
 
+
+
+def test_several_apps_each_get_an_exporter_on_a_port_of_their_own_and_a_shared_port_is_refused(tmp_path):
+    from tests.unit.test_apps import three
+    metrics = {"metrics_scraper": "10.0.0.5", "private_address": "10.0.0.11"}
+    ports = {"admin": 9117, "accounts": 9118, "site": 9119}
+    v = three(**metrics, apps={name: {**entry, "metrics_uwsgi_port": ports[name]}
+                               for name, entry in three().apps.items()})
+    resources, handlers = STACK.declare(v)
+    units = {r.path: r.content for r in resources if getattr(r, "path", "").startswith("/etc/systemd/system/provision-uwsgi")}
+    assert sorted(units) == [f"/etc/systemd/system/provision-uwsgi-exporter-{n}.service" for n in sorted(ports)]
+    for name, port in ports.items():
+        unit = units[f"/etc/systemd/system/provision-uwsgi-exporter-{name}.service"]
+        assert f"User={name}" in unit and f"10.0.0.11 {port} /run/{name}/stats/main.sock" in unit
+    [restart] = [h for h in handlers if h.name == "restart metrics"]
+    assert all(f"10.0.0.11:{port}/metrics" in restart.verify for port in ports.values())
+    rules = render("nftables/app-firewall.nft.j2", rules_context(v))
+    assert "tcp dport { 9113, 9117, 9118, 9119 } ip saddr { 10.0.0.5/32 } accept" in rules
+    with pytest.raises(UserError) as e:
+        three(**metrics)   # every app on the default 9117
+    assert "apps.accounts.metrics_uwsgi_port of host web1 is 9117, which apps.admin.metrics_uwsgi_port uses" in str(e.value)
+    assert "a port of its own" in e.value.fix

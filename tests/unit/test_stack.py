@@ -53,7 +53,7 @@ def test_a_notify_typo_fails_at_declare_time_naming_the_close_match():
 def test_the_default_stack_declares_and_every_notify_has_its_handler():
     host = load_inventory(PROJECT_ROOT / "inventories" / "production.yml").select("all")[0]
     resources, handlers = STACK.declare(host.vars)
-    assert [h.name for h in handlers] == ["drop firewall", "restart app", "reload nginx", "stop metrics"]
+    assert [h.name for h in handlers] == ["drop firewall", "restart app", "reload nginx", "stop metrics", "retire apps"]
     assert "service uwsgi" in [r.label() for r in resources]
 
 

@@ -374,13 +374,13 @@ def test_undefined_top_level_name(tmp_path):
 
 def test_undefined_in_a_real_template_is_reported_against_templates_dir():
     v = settings()
-    del v.uwsgi_read_timeout
+    del v.client_max_body_size
     with pytest.raises(UserError) as e:
         render("nginx/site.conf.j2", ctx(v))
     line = next(i for i, text in enumerate(
         (TEMPLATES_DIR / "nginx" / "site.conf.j2").read_text().splitlines(), 1)
-        if "v.uwsgi_read_timeout" in text)
-    assert e.value.cause == f"templates/nginx/site.conf.j2:{line}: undefined variable 'v.uwsgi_read_timeout'"
+        if "v.client_max_body_size" in text)
+    assert e.value.cause == f"templates/nginx/site.conf.j2:{line}: undefined variable 'v.client_max_body_size'"
 
 
 def test_missing_context_name_in_a_real_template():
