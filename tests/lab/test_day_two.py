@@ -184,20 +184,27 @@ def test_a_rollback_to_a_release_the_host_does_not_keep_is_refused(site):
     assert (last["action"], last["result"]) == ("rollback", "failed") and "0000000" in last["error"], last
 
 
+def top_around_wrk(site, url: str, interval: int, after: float, connections: int, seconds: int):
+    """One `top --once --json` sample of `interval` s, with wrk started `after` s into it (top's start
+    and login take seconds on a busy machine): the sample and wrk's counts."""
+    sampled = {}
+    top = threading.Thread(target=lambda: sampled.update(result=site.provision("top", "--once", "--json",
+                                                                              "--interval", str(interval))))
+    top.start()
+    time.sleep(after)
+    wrk = run_slice(url, connections, seconds)
+    top.join()
+    result = sampled["result"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout), wrk
+
+
 def test_top_counts_what_wrk_sent_and_reads_only_where_it_may(site):
     """One `top --once` sample of 20 s around 6 s of wrk (started 7 s after top, whose start and login
     take seconds on a busy machine): nginx's count of requests and its share of errors agree with
     wrk's (within 10 %); the status page and uWSGI's stats are closed to others."""
-    sampled = {}
-    top = threading.Thread(target=lambda: sampled.update(result=site.provision("top", "--once", "--json",
-                                                                              "--interval", "20")))
-    top.start()
-    time.sleep(7)
-    wrk = run_slice(f"http://{site.host.address}/healthz", 16, 6)
-    top.join()
-    result = sampled["result"]
-    assert result.returncode == 0, result.stdout + result.stderr
-    sample = json.loads(result.stdout)
+    sample, wrk = top_around_wrk(site, f"http://{site.host.address}/healthz", interval=20, after=7,
+                                 connections=16, seconds=6)
     counted = sample["requests_per_s"] * sample["seconds"]
     print(f"top: {counted:.0f} requests ({sample['logged']} logged), p50 {sample['p50_ms']} ms, p99 "
           f"{sample['p99_ms']} ms, sampler {sample['sampler_cpu_seconds']} CPU s over {sample['seconds']} s; "
@@ -255,15 +262,8 @@ def test_metrics_answer_the_admitted_scraper_only_and_top_reads_the_json_access_
     logged = site.provision("logs", "-s", "nginx", "-n", "1")
     line = next(text for text in logged.stdout.splitlines() if '"status":' in text)
     assert json.loads(line[line.index("{"):])["uri"] == "/healthz", line
-    sampled = {}
-    top = threading.Thread(target=lambda: sampled.update(result=site.provision("top", "--once", "--json",
-                                                                              "--interval", "12")))
-    top.start()
-    time.sleep(5)
-    wrk = run_slice(f"http://{address}/healthz", 4, 3)
-    top.join()
-    sample = json.loads(sampled["result"].stdout)
-    assert "logged" in sample, sampled["result"].stdout + sampled["result"].stderr
+    sample, wrk = top_around_wrk(site, f"http://{address}/healthz", interval=12, after=5, connections=4, seconds=3)
+    assert "logged" in sample, sample
     assert abs(sample["logged"] - wrk.answered) <= 0.1 * wrk.answered and sample["p50_ms"] > 0, (sample, wrk)
 
 
