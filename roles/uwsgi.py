@@ -35,7 +35,8 @@ def resources(v):
                    notify=("restart app",))
     yield Template(at.unit_file, "systemd/uwsgi-app.service.j2", context(v), kind=SystemdUnit,
                    notify=("restart app",))
-    yield Service(at.unit)
+    # started here (a first deploy, or after it had stopped), it already runs what changed above it
+    yield Service(at.unit, fulfils=("restart app",))
 
 
 def handlers(v):
