@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.engine import facts
-from provisioner.engine.apply import StepResult, apply_script, parse_results, rollback
+from provisioner.engine.apply import EarlyUploads, StepResult, apply_changes, apply_script, parse_results, rollback
 from provisioner.engine.handlers import Handler, handler_script, run_handlers
 from provisioner.engine.plan import make_plan
 from provisioner.engine.status import HandlerStatus, StepStatus
@@ -250,3 +250,32 @@ def test_a_started_service_that_fails_its_proof_is_rolled_back_and_restarted(tmp
     [result] = run_handlers(LocalHost(run_dir), [handler], steps)
     assert result.status == HandlerStatus.FAILED and "rolled back" in result.message
     assert (tmp_path / "app.ini").read_text() == "good\n" and restarted.exists(), "the old state, restarted"
+
+
+class RecordingHost:
+    """A host that records uploads and scripts (what apply_changes sends it)."""
+
+    def __init__(self):
+        self.uploads, self.scripts = [], []
+
+    def upload(self, local, remote_dir):
+        self.uploads.append((local, remote_dir))
+        return f"{remote_dir}/{local}"
+
+    def run(self, script):
+        self.scripts.append(script)
+        return type("Result", (), {"rc": 0, "out": ""})
+
+
+def test_an_upload_sent_early_serves_the_same_change_planned_again_only():
+    host, release = RecordingHost(), File("/srv/app/release", "x")
+    first = release.change("new release a", "install a", upload=lambda: "a.tar")
+    early = EarlyUploads(host, [first])
+    apply_changes(host, [release.change("new release a", "install a", upload=lambda: "a.tar")], early=early)
+    assert host.uploads == [("a.tar", early.dir)] and f"{early.dir}/a.tar" in host.scripts[-1]
+
+    host = RecordingHost()
+    early = EarlyUploads(host, [first])
+    apply_changes(host, [release.change("new release b", "install b", upload=lambda: "b.tar")], early=early)
+    assert [name for name, _ in host.uploads] == ["a.tar", "b.tar"], "planned otherwise: sent again"
+    assert host.scripts[0] == f"rm -rf {early.dir}" and host.uploads[1][1] != early.dir
