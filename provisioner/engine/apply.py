@@ -32,20 +32,21 @@ def _upload_dir() -> str:
 class EarlyUploads:
     """The uploads of changes planned before an earlier batch runs, sent while it runs (a release's
     files travel while the packages install: neither needs the other). A change planned again after
-    that batch uses its upload when it is the same change (same resource, same script)."""
+    that batch uses its upload when it uploads the same (same resource, same `upload_key`); a change
+    without a key is not sent early."""
 
     def __init__(self, session: Session, changes: list[Decision]):
         self.dir = _upload_dir()
-        self._sent: dict[int, tuple[str, str]] = {}  # id(resource) -> (script, path on the host)
+        self._sent: dict[int, tuple[str, str]] = {}  # id(resource) -> (upload_key, path on the host)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._send, args=(session, [d for d in changes if d.upload]),
+        self._thread = threading.Thread(target=self._send, args=(session, [d for d in changes if d.upload_key]),
                                         name="early uploads", daemon=True)
         self._thread.start()
 
     def _send(self, session: Session, changes: list[Decision]) -> None:
         try:
             for d in changes:
-                self._sent[id(d.resource)] = (d.script, session.upload(d.upload(), self.dir))
+                self._sent[id(d.resource)] = (d.upload_key, session.upload(d.upload(), self.dir))
         except BaseException as e:  # noqa: BLE001 (raised where the upload is used)
             self._error = e
 
@@ -54,8 +55,8 @@ class EarlyUploads:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        script, path = self._sent.get(id(decision.resource), ("", ""))
-        return path if path and script == decision.script else None
+        key, path = self._sent.get(id(decision.resource), ("", ""))
+        return path if path and key == decision.upload_key else None
 
     def discard(self, session: Session) -> None:
         """When no later batch runs: wait for the uploads and remove them from the host."""

@@ -53,6 +53,8 @@ class Decision:
     # what the script needs on the host (at $UPLOAD), made only when the change is applied: a local file,
     # or a stream with `name` and `open()` (a release's transfer, resources/release_transfer.py)
     upload: Callable[[], Any] | None = None
+    # what the upload holds, when known while planning: two plans with the same key upload the same bytes
+    upload_key: str = ""
     # handlers whose action this change itself performed (a service it started reads what changed before it)
     fulfils: tuple[str, ...] = ()
 

@@ -75,6 +75,7 @@ def test_fresh_host_to_api_then_idempotent_then_one_change(lab_hosts, tmp_path):
     # (no standby, no swap restart): one uWSGI start in the journal.
     assert [(h["name"], h["status"]) for h in first["handlers"]] == [("restart app", "verified"),
                                                                      ("reload nginx", "ran")], first["handlers"]
+    assert first["remote"]["uploads"] == 1, "the release, sent while the packages installed, is sent once"
     starts = remote(inventory, host.name,
                     "journalctl -u 'uwsgi-model_api*' --no-pager -o cat | grep -c 'Starting uWSGI'")
     assert starts.split()[-1] == "1", starts

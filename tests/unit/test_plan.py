@@ -269,13 +269,15 @@ class RecordingHost:
 
 def test_an_upload_sent_early_serves_the_same_change_planned_again_only():
     host, release = RecordingHost(), File("/srv/app/release", "x")
-    first = release.change("new release a", "install a", upload=lambda: "a.tar")
+    first = release.change("new release a", "install a; shipped at 1", upload=lambda: "a.tar", upload_key="a")
     early = EarlyUploads(host, [first])
-    apply_changes(host, [release.change("new release a", "install a", upload=lambda: "a.tar")], early=early)
+    again = release.change("new release a", "install a; shipped at 2", upload=lambda: "a.tar", upload_key="a")
+    apply_changes(host, [again], early=early)
     assert host.uploads == [("a.tar", early.dir)] and f"{early.dir}/a.tar" in host.scripts[-1]
 
     host = RecordingHost()
     early = EarlyUploads(host, [first])
-    apply_changes(host, [release.change("new release b", "install b", upload=lambda: "b.tar")], early=early)
+    apply_changes(host, [release.change("new release b", "install b", upload=lambda: "b.tar", upload_key="b")],
+                  early=early)
     assert [name for name, _ in host.uploads] == ["a.tar", "b.tar"], "planned otherwise: sent again"
     assert host.scripts[0] == f"rm -rf {early.dir}" and host.uploads[1][1] != early.dir
