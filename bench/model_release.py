@@ -182,7 +182,7 @@ def main() -> None:
         installed = host.packages() - fresh | {"rsync"}  # rsync: the floor's transfer, not provision's
         [key] = host.run(f"ls {ROOT}/venvs").split()
         rows["cold floor"] = measure(floor_host, cold_floor(floor_host, app, installed, WHEELS / key))
-        host.run("apt-get install -q -y rsync >/dev/null")
+        host.run("apt-get install -q -y rsync >/dev/null && mkdir -p /srv/rsync-floor")  # rsync makes one level
         rsync_floor(host, app, 1)()  # the tree as deployed: what the first change's rsync links to
         rows["no-op"] = measure(host, deploy(model, lab_host.name))
         step, figures["changed"] = 1, {}

@@ -42,7 +42,8 @@ def _app_resources(v):
                    notify=restart)
     yield Template(at.unit_file, "systemd/uwsgi-app.service.j2", context(v), kind=SystemdUnit,
                    notify=restart)
-    yield Service(at.unit)
+    # started here (a first deploy, or after it had stopped), it already runs what changed above it
+    yield Service(at.unit, fulfils=restart)
 
 
 def handlers(v):

@@ -8,6 +8,7 @@ Before a change touches a path, the path is saved under RUN_DIR so a handler who
 from __future__ import annotations
 
 import secrets as _random
+import threading
 from dataclasses import dataclass
 
 from ..remote import protocol, scripts
@@ -24,13 +25,63 @@ class StepResult:
     output: str = ""
 
 
-def apply_changes(session: Session, changes: list[Decision], start: int = 0) -> list[StepResult]:
+def _upload_dir() -> str:
+    return f"/tmp/provision-upload-{_random.token_hex(6)}"
+
+
+def _upload_all(session: Session, keyed: list[tuple[int, Decision]], upload_dir: str) -> dict[int, str]:
+    """Each change's upload into one directory (several apps: a release each), made by the first:
+    key -> its path on the host."""
+    return {key: session.upload(d.upload(), upload_dir, make_dir=not n) for n, (key, d) in enumerate(keyed)}
+
+
+class EarlyUploads:
+    """The uploads of changes planned before an earlier batch runs, sent while it runs (a release's
+    files travel while the packages install: neither needs the other). A change planned again after
+    that batch uses its upload when it uploads the same (same resource, same `upload_key`); a change
+    without a key is not sent early."""
+
+    def __init__(self, session: Session, changes: list[Decision]):
+        self.dir = _upload_dir()
+        self._sent: dict[int, tuple[str, str]] = {}  # id(resource) -> (upload_key, path on the host)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._send, args=(session, [d for d in changes if d.upload_key]),
+                                        name="early uploads", daemon=True)
+        self._thread.start()
+
+    def _send(self, session: Session, changes: list[Decision]) -> None:
+        try:
+            paths = _upload_all(session, [(id(d.resource), d) for d in changes], self.dir)
+            self._sent = {id(d.resource): (d.upload_key, paths[id(d.resource)]) for d in changes}
+        except BaseException as e:  # noqa: BLE001 (raised where the upload is used)
+            self._error = e
+
+    def take(self, decision: Decision) -> str | None:
+        """The host path of this change's upload, once sent; None if it was planned otherwise."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        key, path = self._sent.get(id(decision.resource), ("", ""))
+        return path if path and key == decision.upload_key else None
+
+    def discard(self, session: Session) -> None:
+        """When no later batch runs: wait for the uploads and remove them from the host."""
+        self._thread.join()
+        session.run(cmd("rm", "-rf", self.dir))
+
+
+def apply_changes(session: Session, changes: list[Decision], start: int = 0,
+                  early: EarlyUploads | None = None) -> list[StepResult]:
     """Make `changes` on the host; `start` numbers them after the changes of an earlier batch of this run.
-    A change's upload (a release) is made now, never while planning."""
-    upload_dir = f"/tmp/provision-upload-{_random.token_hex(6)}"
-    # several apps: a release each, all in the one directory (made by the first upload)
-    sending = [(i, d) for i, d in enumerate(changes, start) if d.upload]
-    uploads = {i: session.upload(d.upload(), upload_dir, make_dir=not k) for k, (i, d) in enumerate(sending)}
+    A change's upload (a release) is made now, never while planning, unless `early` sent it already."""
+    with_upload = [(i, d) for i, d in enumerate(changes, start) if d.upload]
+    uploads = {i: early.take(d) for i, d in with_upload} if early else {}
+    upload_dir = early.dir if early else _upload_dir()  # apply.sh removes it at its end
+    if with_upload and not (uploads and all(uploads.values())):  # not sent early, or planned otherwise since
+        if early:
+            early.discard(session)
+            upload_dir = _upload_dir()
+        uploads = _upload_all(session, with_upload, upload_dir)
     result = session.run(apply_script(changes, uploads, upload_dir, start))
     return parse_results(result.out, changes, start)
 

@@ -19,7 +19,7 @@ from ..remote.protocol import Exit
 from ..remote.session import Session, Sessions, Unreachable
 from ..resources import Resource
 from . import facts
-from .apply import StepResult, apply_changes
+from .apply import EarlyUploads, StepResult, apply_changes
 from .fanout import fan_out
 from .handlers import HandlerResult, run_handlers
 from .plan import Plan, make_plan
@@ -112,19 +112,25 @@ def _apply(session: Session, stack: Stack, host: Host, resources: list[Resource]
            progress: Progress) -> None:
     """Make the planned changes. Those that alter the host beyond themselves (`apply_first`: packages
     drop files of their own, like nginx's default site) go first and the rest is planned again against
-    the host as it now is."""
+    the host as it now is; the rest's uploads are sent while the first ones run."""
     firsts = [d for d in report.plan.changes if d.resource.apply_first]
+    early = None
     if firsts:
         progress(host.name, "installing packages")
+        # what the other changes upload (a release) travels meanwhile: it needs no package
+        early = EarlyUploads(session, [d for d in report.plan.changes if not d.resource.apply_first])
         report.steps = apply_changes(session, firsts)
         if any(s.status == StepStatus.FAILED for s in report.steps):
+            early.discard(session)
             return
         rest = _plan(session, stack, host, resources, diff)
         report.plan = Plan(firsts + [d for d in rest.decisions if not d.resource.apply_first], rest.left_pending)
     pending = [d for d in report.plan.changes if not d.resource.apply_first]
     if pending:
         progress(host.name, f"applying {len(pending)} change(s)")
-        report.steps += apply_changes(session, pending, start=len(report.steps))
+        report.steps += apply_changes(session, pending, start=len(report.steps), early=early)
+    elif early:
+        early.discard(session)
 
 
 def _mark_failure(report: HostReport) -> bool:

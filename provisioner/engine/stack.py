@@ -103,8 +103,8 @@ class Stack:
 
     def declare(self, v: Any) -> tuple[list[Resource], list[Handler]]:
         """The desired state of a host: every role's resources (templates rendered) and handlers, in
-        role order, the packages of all roles joined into one install. Every `notify=` must name a
-        declared handler."""
+        role order, the packages of all roles joined into one install. Every `notify=` and `fulfils=`
+        must name a declared handler."""
         resources: list[Resource] = []
         handlers: list[Handler] = []
         for role in self.roles:
@@ -116,9 +116,14 @@ class Stack:
 
 def _check_notify(resources: list[Resource], handlers: list[str]) -> None:
     for resource in resources:
-        for name in resource.notify:
-            if name not in handlers:
-                close = difflib.get_close_matches(name, handlers, n=1)
-                raise UserError(f"{resource.label()} notifies '{name}', which no role declares",
-                                f"did you mean '{close[0]}'?" if close
-                                else f"declare a handler '{name}' (handlers: {', '.join(handlers) or 'none'})")
+        for verb, names in (("notifies", resource.notify), ("fulfils", resource.fulfils)):
+            _check_names(resource, verb, names, handlers)
+
+
+def _check_names(resource: Resource, verb: str, names: tuple[str, ...], handlers: list[str]) -> None:
+    for name in names:
+        if name not in handlers:
+            close = difflib.get_close_matches(name, handlers, n=1)
+            raise UserError(f"{resource.label()} {verb} '{name}', which no role declares",
+                            f"did you mean '{close[0]}'?" if close
+                            else f"declare a handler '{name}' (handlers: {', '.join(handlers) or 'none'})")

@@ -23,4 +23,5 @@ class StepStatus(StrEnum):
 
 class HandlerStatus(StrEnum):
     RAN = "ran"
+    VERIFIED = "verified"  # a change performed its action (started the service): only its proof ran
     FAILED = "failed"

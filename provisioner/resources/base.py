@@ -53,11 +53,17 @@ class Decision:
     # what the script needs on the host (at $UPLOAD), made only when the change is applied: a local file,
     # or a stream with `name` and `open()` (a release's transfer, resources/release_transfer.py)
     upload: Callable[[], Any] | None = None
+    # what the upload holds, when known while planning: two plans with the same key upload the same bytes
+    upload_key: str = ""
+    # handlers whose action this change itself performed (a service it started reads what changed before it)
+    fulfils: tuple[str, ...] = ()
 
 
 @dataclass
 class Resource:
     notify: tuple[str, ...] = field(default=(), kw_only=True)
+    # Handlers whose action a change of this resource may perform itself (its decision says when it does).
+    fulfils: tuple[str, ...] = field(default=(), kw_only=True)
     # Its change alters the host beyond itself: applied before the others, which are then planned again.
     apply_first: ClassVar[bool] = False
 

@@ -81,7 +81,8 @@ class AppRelease(Resource):
                            REQUIREMENTS=planned.requirements, BUILD_VENV=int(build_venv),
                            LINK_PY=text("release_link.py")) + "\n" + describe(target, self.app_source, planned.venv)
         return self.change(reason, install + "\n" + switch, backup=backup,
-                           upload=lambda: _transfer(planned, fact["store"], missing, build_venv))
+                           upload=lambda: _transfer(planned, fact["store"], missing, build_venv),
+                           upload_key=f"{planned.id} {build_venv} {' '.join(sorted(missing))}")
 
 
 def _transfer(planned: PlannedRelease, held: set[str], missing: dict[str, Path], build_venv: bool) -> Transfer:

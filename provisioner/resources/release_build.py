@@ -42,6 +42,7 @@ from pathlib import Path
 from provisioner import default_cache_dir
 from provisioner.errors import UserError
 
+from . import file_digest
 from .release_files import Entry, collect
 from .release_pip import pip_command
 
@@ -182,19 +183,11 @@ def _wheel_digests(house: Path) -> dict[str, str]:
         return json.loads(index.read_text())
     except (OSError, ValueError):
         pass
-    digests = {p.name: _sha256_file(p) for p in sorted(house.iterdir()) if p.name.endswith(".whl")}
+    digests = {p.name: file_digest.sha256(p) for p in sorted(house.iterdir()) if p.name.endswith(".whl")}
     tmp = index.with_name(f".digests.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
     os.replace(tmp, index)
     return digests
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _prune_wheelhouses(wheels_dir: Path, keep: Path) -> None:

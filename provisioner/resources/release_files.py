@@ -11,7 +11,6 @@ whether it ships (`!name`) or not (`name`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import pathspec
 
 from ..errors import UserError
+from . import file_digest
 
 ALWAYS_IGNORED = (
     # version control, caches, bytecode, editors
@@ -138,7 +138,7 @@ def collect(app_dir: Path) -> list[Entry]:
                     )
                 entries.append(Entry(rel, "link", link=target))
             elif stat.S_ISREG(st.st_mode):
-                digest = hashlib.sha256(p.read_bytes()).hexdigest()
+                digest = file_digest.sha256(p)
                 entries.append(Entry(rel, "file", bool(st.st_mode & stat.S_IXUSR), digest=digest))
             else:
                 raise UserError(

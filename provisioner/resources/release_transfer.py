@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import UserError
+from . import file_digest
 
 MTIME = 946684800  # 2000-01-01: the same input gives the same bytes
 SAMPLE = 64 * 1024
@@ -71,7 +72,7 @@ class _Checked(io.RawIOBase):
 
     def verify(self) -> None:
         if self._hash.hexdigest() != self._digest:
-            raise UserError(f"{self._path} changed while the release was being sent", "run the deploy again")
+            raise _changed(self._path)
 
 
 class Transfer:
@@ -105,22 +106,37 @@ class Transfer:
 
     @staticmethod
     def _add(tar: tarfile.TarFile, name: str, path: Path) -> None:
+        """One object; read once: a file hashed earlier in this run is checked by its stat before and
+        after (file_digest.py), any other by hashing what is sent."""
         digest = name.removesuffix("-x")
+        hashed = file_digest.unchanged(path, digest)
         size = path.stat().st_size
         if size <= COMPRESS_AT_MOST:
             with path.open("rb") as f:
                 head = f.read(SAMPLE)
             if compresses(head):
                 content = path.read_bytes()
-                if hashlib.sha256(content).hexdigest() != digest:
-                    raise UserError(f"{path} changed while the release was being sent", "run the deploy again")
+                if not hashed and hashlib.sha256(content).hexdigest() != digest:
+                    raise _changed(path)
                 packed = gzip.compress(content, compresslevel=6, mtime=0)
                 tar.addfile(_info(f"objects/{name}.gz", len(packed)), io.BytesIO(packed))
+                if hashed and not file_digest.unchanged(path, digest):
+                    raise _changed(path)
                 return
+        if hashed:
+            with path.open("rb") as f:
+                tar.addfile(_info(f"objects/{name}", size), f)
+            if not file_digest.unchanged(path, digest):
+                raise _changed(path)
+            return
         checked = _Checked(path, digest)
         with checked:
             tar.addfile(_info(f"objects/{name}", size), io.BufferedReader(checked, 1 << 20))
             checked.verify()
+
+
+def _changed(path: Path) -> UserError:
+    return UserError(f"{path} changed while the release was being sent", "run the deploy again")
 
 
 class _Reader(io.RawIOBase):

@@ -15,7 +15,8 @@ RUNS = frozenset({"active", "activating", "reloading"})
 
 @dataclass
 class Service(Resource):
-    """A systemd service that must be running (or stopped) now and enabled (or disabled) at boot."""
+    """A systemd service that must be running (or stopped) now and enabled (or disabled) at boot.
+    `fulfils`: the handlers that restart it, whose action starting it performs."""
 
     name: str
     running: bool = True
@@ -55,4 +56,7 @@ class Service(Resource):
             return self.ok(f"{'enabled' if self.enabled else 'disabled'} and "
                            f"{'running' if self.running else 'stopped'}")
         # the state wanted first: a service being stopped must not read as if it should run
-        return self.change(f"wanted {' and '.join(wanted)}; found {', '.join(found)}", "\n".join(cmds))
+        # A service this change starts loads what changed before it: that is its restart handlers' action.
+        starts = self.running and active != "active"
+        return self.change(f"wanted {' and '.join(wanted)}; found {', '.join(found)}", "\n".join(cmds),
+                           fulfils=self.fulfils if starts else ())

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from provisioner.engine import facts
-from provisioner.engine.apply import apply_script, parse_results, rollback
-from provisioner.engine.handlers import Handler, handler_script
+from provisioner.engine.apply import EarlyUploads, StepResult, apply_changes, apply_script, parse_results, rollback
+from provisioner.engine.handlers import Handler, handler_script, run_handlers
 from provisioner.engine.plan import make_plan
-from provisioner.engine.status import StepStatus
+from provisioner.engine.status import HandlerStatus, StepStatus
 from provisioner.remote.protocol import Exit
 from provisioner.resources import RUN_DIR, Absent, Directory, File, Link, Packages, Service, SystemFacts
 
@@ -97,7 +97,14 @@ def test_service_states():
     assert decide(Service("nginx"), "enabled=enabled\nactive=active").reason == "enabled and running"
     d = decide(Service("nginx"), "enabled=disabled\nactive=inactive")
     assert d.reason == "wanted enabled at boot and running; found disabled, inactive"
-    assert decide(Service("nginx"), "enabled=\nactive=").reason == "wanted enabled at boot and running; found not-found, unknown"
+    assert (decide(Service("nginx"), "enabled=\nactive=").reason
+            == "wanted enabled at boot and running; found not-found, unknown")
+
+
+def test_a_service_started_by_its_change_performs_its_restart_handlers():
+    app = Service("app", fulfils=("restart app",))
+    assert decide(app, "enabled=enabled\nactive=inactive").fulfils == ("restart app",)
+    assert decide(app, "enabled=disabled\nactive=active").fulfils == (), "enabling it restarts nothing"
 
 
 def test_a_service_kept_off_counts_a_generated_sysv_unit_as_starting_at_boot():
@@ -203,3 +210,74 @@ def test_a_failing_change_stops_the_rest(tmp_path):
     assert [s.status for s in parse_results(done.stdout, changes)] == ["changed", "failed", "skipped"]
     assert "no-such-user" in parse_results(done.stdout, changes)[1].output
     assert not (tmp_path / "c").exists()
+
+
+class LocalHost:
+    """The local shell as the host of a handler (the session's `run`)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def run(self, script: str):
+        done = sh(script, self.run_dir)
+        return type("Result", (), {"rc": done.returncode, "out": done.stdout})
+
+
+@pytest.mark.parametrize("service_first", [False, True])
+def test_a_handler_whose_service_a_later_change_started_is_only_proven(tmp_path, service_first):
+    run_dir = tmp_path / "run"
+    conf, unit = File(str(tmp_path / "app.ini"), "new\n", owner=USER, group=GROUP, notify=("restart",)), \
+        Service("app", fulfils=("restart",))
+    _, steps = apply([conf], run_dir)
+    started = [StepResult(decide(unit, "enabled=enabled\nactive=inactive"), StepStatus.CHANGED)]
+    steps = started + steps if service_first else steps + started
+    restarted = tmp_path / "restarted"
+    handler = Handler("restart", run=f"touch {restarted}", verify=f"grep -q new {conf.path}")
+    [result] = run_handlers(LocalHost(run_dir), [handler], steps)
+    assert restarted.exists() == service_first, "a service started after the change already runs it"
+    assert result.status == (HandlerStatus.RAN if service_first else HandlerStatus.VERIFIED), result.message
+
+
+def test_a_started_service_that_fails_its_proof_is_rolled_back_and_restarted(tmp_path):
+    run_dir = tmp_path / "run"
+    conf = File(str(tmp_path / "app.ini"), "bad\n", owner=USER, group=GROUP, notify=("restart",))
+    (tmp_path / "app.ini").write_text("good\n")
+    _, steps = apply([conf], run_dir)
+    steps.append(StepResult(decide(Service("app", fulfils=("restart",)), "enabled=enabled\nactive=inactive"),
+                            StepStatus.CHANGED))
+    restarted = tmp_path / "restarted"
+    handler = Handler("restart", run=f"touch {restarted}", verify=f"grep -q good {conf.path}")
+    [result] = run_handlers(LocalHost(run_dir), [handler], steps)
+    assert result.status == HandlerStatus.FAILED and "rolled back" in result.message
+    assert (tmp_path / "app.ini").read_text() == "good\n" and restarted.exists(), "the old state, restarted"
+
+
+class RecordingHost:
+    """A host that records uploads and scripts (what apply_changes sends it)."""
+
+    def __init__(self):
+        self.uploads, self.scripts = [], []
+
+    def upload(self, local, remote_dir, make_dir=True):
+        self.uploads.append((local, remote_dir))
+        return f"{remote_dir}/{local}"
+
+    def run(self, script):
+        self.scripts.append(script)
+        return type("Result", (), {"rc": 0, "out": ""})
+
+
+def test_an_upload_sent_early_serves_the_same_change_planned_again_only():
+    host, release = RecordingHost(), File("/srv/app/release", "x")
+    first = release.change("new release a", "install a; shipped at 1", upload=lambda: "a.tar", upload_key="a")
+    early = EarlyUploads(host, [first])
+    again = release.change("new release a", "install a; shipped at 2", upload=lambda: "a.tar", upload_key="a")
+    apply_changes(host, [again], early=early)
+    assert host.uploads == [("a.tar", early.dir)] and f"{early.dir}/a.tar" in host.scripts[-1]
+
+    host = RecordingHost()
+    early = EarlyUploads(host, [first])
+    apply_changes(host, [release.change("new release b", "install b", upload=lambda: "b.tar", upload_key="b")],
+                  early=early)
+    assert [name for name, _ in host.uploads] == ["a.tar", "b.tar"], "planned otherwise: sent again"
+    assert host.scripts[0] == f"rm -rf {early.dir}" and host.uploads[1][1] != early.dir

@@ -4,13 +4,14 @@ the same scripts to a host)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from provisioner.resources import AppRelease, SystemFacts, release_build
+from provisioner.resources import AppRelease, SystemFacts, file_digest, release_build, release_transfer
 
 from local_app_root import LocalAppRoot
 
@@ -103,6 +104,29 @@ def test_a_transfer_whose_file_changes_while_it_is_sent_fails(app, tmp_path):
     transfer = decision.upload()
     with pytest.raises(Exception, match="changed while the release was being sent"):
         with transfer.open() as stream:
+            stream.read()
+
+
+def test_a_file_the_plan_hashed_is_sent_without_hashing_it_again(app, tmp_path, monkeypatch):
+    release = AppRelease(app, "requirements.txt", str(tmp_path / "srv"))
+    decision = release.decide(release.parse(""), HOST)
+    hashed = []
+    monkeypatch.setattr(file_digest.hashlib, "sha256", lambda *a: hashed.append(a) or hashlib.sha256(*a))
+    monkeypatch.setattr(release_transfer.hashlib, "sha256", lambda *a: hashed.append(a) or hashlib.sha256(*a))
+    with decision.upload().open() as stream:
+        assert len(stream.read()) > 300_000
+    assert hashed == [], "the plan's digests hold: the stat says the files are the same"
+
+
+def test_a_file_rewritten_with_its_old_size_and_mtime_still_reads_as_changed(app, tmp_path):
+    release = AppRelease(app, "requirements.txt", str(tmp_path / "srv"))
+    decision = release.decide(release.parse(""), HOST)
+    weights = app / "weights.bin"
+    before = weights.stat()
+    weights.write_bytes(os.urandom(before.st_size))
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(Exception, match="changed while the release was being sent"):
+        with decision.upload().open() as stream:
             stream.read()
 
 

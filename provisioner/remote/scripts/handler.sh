@@ -1,8 +1,9 @@
 # One handler (provisioner/engine/handlers.py): its check, its action and the action's proof. A
 # failed check rolls the notifying changes back and the action never runs; a failed action or proof
 # explains why, rolls back and runs the action again on the old state. Once the action has run on
-# what is on disk, the handler's pending marker goes.
-# Given: RUN_DIR, PENDING_MARKER; functions check, act, prove, explain and rollback (which calls
+# what is on disk, the handler's pending marker goes. ACTED=1: a change of this run performed the
+# action (started the service after what notified it), so the first attempt only proves it.
+# Given: RUN_DIR, PENDING_MARKER, ACTED; functions check, act, prove, explain and rollback (which calls
 # `restore` for each change to undo).
 # Output: the handler's; `explain` ... `end` around the explanation. Exit: $EXIT_*.
 
@@ -30,7 +31,11 @@ if ! check; then
     rollback
     exit "$EXIT_CHECK_FAILED"
 fi
-if ! proof; then
+first_proof() {
+    if [ "$ACTED" = 1 ]; then prove; else proof; fi
+}
+
+if ! first_proof; then
     mark explain
     explain
     mark end

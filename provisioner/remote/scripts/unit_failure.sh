@@ -13,9 +13,13 @@
 # The journal does not always keep that chain whole (a CI run under load showed the KeyError alone):
 # a KeyError raised in frames that are all the interpreter's frozen import machinery is importlib's own
 # cache miss, never a cause.
-# Given: UNIT, SINCE.
+# Given: UNIT, SINCE (unset when the action was a start by the apply: the unit's last 300 lines).
 journal() {
-    journalctl -u "$UNIT" --since "$SINCE" --no-pager -o cat
+    if [ -n "${SINCE:-}" ]; then
+        journalctl -u "$UNIT" --since "$SINCE" --no-pager -o cat
+    else
+        journalctl -u "$UNIT" -n 300 --no-pager -o cat
+    fi
 }
 tries=0
 while [ "$tries" -lt 60 ] && ! journal | grep -q Traceback; do
