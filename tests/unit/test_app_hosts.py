@@ -164,3 +164,20 @@ def test_app_hosts_without_apps_is_refused(tmp_path):
     with pytest.raises(UserError) as e:
         load_inventory(path)
     assert e.value.cause.endswith("single.yml: app_hosts of host web1 names group web, but no apps are listed")
+
+
+def test_without_balancers_the_group_limits_the_app_among_the_hosts(tmp_path):
+    path = tmp_path / "hosts.yml"
+    path.write_text(textwrap.dedent(f"""
+        all:
+          vars:
+            apps:
+              site: {{path: /, app_source: {APPS}/frontpage, app_module: frontpage.wsgi}}
+              admin: {{path: /admin, app_source: {APPS}/admin, app_module: admin.wsgi, app_hosts: admins}}
+          children:
+            web: {{hosts: {{web1: {{ansible_host: 192.0.2.1}}, web2: {{ansible_host: 192.0.2.2}}}}}}
+            admins: {{hosts: {{web2: }}}}
+        """))
+    hosts = load_inventory(path).hosts
+    assert [[a.app_name for a in hosts[h].vars.each_app()] for h in ("web1", "web2")] == [["site"], ["site", "admin"]]
+    assert hosts["web1"].vars.site_tier == "single"
