@@ -177,15 +177,19 @@ def with_only_app(hosts: list, name: str) -> list:
     """`--app NAME`: the hosts, each with only_app set (the stack then declares that app's release,
     unit and restart, and leaves the others untouched); an app host that app's app_hosts leaves out
     is left alone. NAME must be an app of every app host."""
-    chosen = []
+    chosen, outside = [], []
     for host in hosts:
         if name in host.vars.apps_left_out:
+            outside.append(host.name)
             continue
         names = [a.app_name for a in host.vars.each_app()]
         if name not in names and host.vars.site_tier != "balancer":
             raise UserError(f"--app {name}: host {host.name} has no app {name} (its apps: {', '.join(names)})",
                             "name one of the apps in the inventory's apps (or its app_name), or leave --app out")
         chosen.append(dataclasses.replace(host, vars=host.vars.computed(only_app=name)))
+    if outside and all(host.vars.site_tier == "balancer" for host in chosen):
+        raise UserError(f"--app {name}: app {name} runs on none of the hosts selected (its app_hosts leave out "
+                        f"{', '.join(outside)})", f"select hosts of app {name}'s app_hosts group, or leave --app out")
     return chosen
 
 

@@ -115,7 +115,8 @@ def with_topology(hosts: dict, groups: dict[str, list[str]], refused: set[str] =
             _check_balancer(name, v, upstream)
         lb = [h for h in groups.get(v.lb_group, ()) if tiers.get(h) == "balancer"]
         v = v.computed(site_tier=tier, upstream=upstream, balancers=balancers, **_vrrp(name, v, lb, hosts))
-        out[name] = dataclasses.replace(host, vars=v.computed(**placed(name, v, tier, groups, _app_hosts(v, tiers, groups))))
+        app_hosts = _app_hosts(v, tiers, groups) | (refused & set(groups.get(v.app_hosts_group, ())))
+        out[name] = dataclasses.replace(host, vars=v.computed(**placed(name, v, tier, groups, app_hosts)))
     return out
 
 

@@ -133,6 +133,9 @@ def test_deploy_app_leaves_the_hosts_outside_its_group_alone(tmp_path):
     hosts = site(tmp_path).hosts
     chosen = with_only_app([hosts[name] for name in ("lb1", "app1", "app2", "app3")], "admin")
     assert [h.name for h in chosen] == ["lb1", "app2", "app3"]
+    with pytest.raises(UserError) as e:
+        with_only_app([hosts["lb1"], hosts["app1"]], "admin")
+    assert e.value.cause == "--app admin: app admin runs on none of the hosts selected (its app_hosts leave out app1)"
 
 
 @pytest.mark.parametrize("group, extra, cause, fix", [
@@ -181,3 +184,13 @@ def test_without_balancers_the_group_limits_the_app_among_the_hosts(tmp_path):
     hosts = load_inventory(path).hosts
     assert [[a.app_name for a in hosts[h].vars.each_app()] for h in ("web1", "web2")] == [["site"], ["site", "admin"]]
     assert hosts["web1"].vars.site_tier == "single"
+
+
+def test_a_refused_app_host_in_the_group_is_no_stranger(tmp_path):
+    """An app host whose settings are refused stops a run only once selected: the others still load."""
+    path = tmp_path / "site.yml"
+    path.write_text(textwrap.dedent(SITE.format(apps=APPS, group="admin_hosts", site="", accounts="",
+                                                extra="broken: {hosts: {app3: }, vars: {http_port: none}}")))
+    inventory = load_inventory(path, every_host=False)
+    assert set(inventory.refused) == {"app3"}
+    assert [a.app_name for a in inventory.hosts["app2"].vars.each_app()] == ["accounts", "admin", "site"]
