@@ -1,6 +1,7 @@
 """A balancer: nginx proxies the site to the app hosts of the inventory (config/topology.py).
 
-The app hosts are an `upstream` in a file of its own. A rolling release takes an app host out of the
+The app hosts are an `upstream` in a file of its own (with an upstream more for each app that runs
+on some of them only: app_hosts). A rolling release takes an app host out of the
 traffic at the app host itself (firewall.drain); only an app host without its firewall
 (`firewall: false`) is marked `down` here instead, with a reload (`route_around`), whose cost
 docs/topology.md gives. On any other host the file must not exist (a host that stopped being a
@@ -33,9 +34,15 @@ def handlers(v):
 
 
 def upstream_context(v, down: frozenset[str] = frozenset()) -> dict:
-    """The upstream template's context, with the app hosts named in `down` marked down."""
-    servers = [(name, f"{_host(address)}:{v.http_port}", name in down) for name, address in v.upstream]
-    return {**context(v), "method": UPSTREAM_METHODS[v.upstream_method], "servers": servers,
+    """The upstream template's context, with the app hosts named in `down` marked down: the site's
+    upstream, then one for each app that runs on some app hosts only (app_hosts), same settings."""
+    at = Layout.of(v)
+
+    def servers(hosts):
+        return [(name, f"{_host(address)}:{v.http_port}", name in down) for name, address in hosts]
+    upstreams = [(at.upstream_name, servers(v.upstream)),
+                 *((at.app_upstream_name(app), servers(hosts)) for app, hosts in v.app_upstreams.items())]
+    return {**context(v), "method": UPSTREAM_METHODS[v.upstream_method], "upstreams": upstreams,
             "keepalive_seconds": UPSTREAM_KEEPALIVE_SECONDS}
 
 

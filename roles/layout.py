@@ -74,6 +74,10 @@ class Layout:
     def upstream_name(self) -> str:
         return f"provision_{self.app_name}_app"
 
+    def app_upstream_name(self, app: str) -> str:
+        """A balancer's upstream of the app hosts that run app `app` (its app_hosts), in upstream_conf."""
+        return f"provision_{self.app_name}_app-{app}"
+
     @property
     def firewall_rules(self) -> str:
         """An app host's nftables table: the app's ports from the balancers only."""

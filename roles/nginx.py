@@ -36,11 +36,17 @@ def resources(v):
 def site_context(v) -> dict:
     """The site's template context: the host's, each app's settings and paths (one without apps), and
     the server blocks: the site's server_name with its apps, then each other name with its apps. A
-    balancer has one block that answers every name (it passes them all to the app hosts)."""
+    balancer has one block that answers every name (it passes them all to the app hosts); with apps
+    limited to some app hosts (app_upstreams), a block for each name, with the limited apps of the name
+    (their paths go to their own upstreams, the rest to every app host)."""
     apps = [(a, Layout.of(a)) for a in apps_of(v)]
     names = list(dict.fromkeys([v.server_name, *(a.server_name for a, _ in apps)]))
-    if v.site_tier == "balancer":
+    if v.site_tier == "balancer" and not v.app_upstreams:
         return {**context(v), "apps": apps, "vhosts": [(" ".join(names), apps)]}
+    if v.site_tier == "balancer":
+        limited = [(a, at) for a, at in apps if a.app_name in v.app_upstreams]
+        return {**context(v), "apps": apps,
+                "vhosts": [(name, [(a, at) for a, at in limited if a.server_name == name]) for name in names]}
     vhosts = [(name, [(a, at) for a, at in apps if a.server_name == name]) for name in names]
     return {**context(v), "apps": apps, "vhosts": [(name, group) for name, group in vhosts if group]}
 

@@ -26,7 +26,7 @@ PER_APP = frozenset({
     "uwsgi_master", "uwsgi_vacuum", "uwsgi_die_on_term", "uwsgi_need_app", "uwsgi_strict",
     "uwsgi_lazy_apps", "uwsgi_harakiri", "uwsgi_buffer_size", "uwsgi_listen", "uwsgi_max_requests",
     "uwsgi_max_worker_lifetime", "uwsgi_worker_reload_mercy", "uwsgi_request_logging", "uwsgi_log_slow",
-    "uwsgi_plugins", "uwsgi_read_timeout", "metrics_uwsgi_port",
+    "uwsgi_plugins", "uwsgi_read_timeout", "metrics_uwsgi_port", "app_hosts",
 })
 ENTRY_ALIASES = {"path": "app_path"}   # the issue's short name inside an entry
 # The site's settings an entry may add to: its paths are under the app's path, joined into the site's
@@ -59,6 +59,8 @@ def _app_path(value: Any) -> str:
 
 APPS = Kind("a mapping of app names to their settings", _apps, "{admin: {path: /admin, app_source: ../admin}}")
 RETIRED = text("keep or remove", "keep|remove", "remove")
+GROUP_NAME = text("an inventory group name (empty: every app host)", r"([A-Za-z_][A-Za-z0-9_-]*)?", "admin_hosts",
+                  maxlen=64)
 APP_PATH = Kind("a URL path prefix like /admin (or / for the whole site)", _app_path, "/admin")
 
 
@@ -68,6 +70,10 @@ def resolve_apps(values: dict, given: Mapping, where: str, origin: str,
     else the default computed for the app. `check(name, value, where, in_entry)` types one value,
     `default` computes a setting's default from the values so far. Refuses what cannot be meant."""
     at = f" (set in {origin})" if origin else ""
+    if not values["apps"] and values["app_hosts"]:
+        raise UserError(f"app_hosts of {where} names group {values['app_hosts']}, but no apps are listed{at}",
+                        "without apps the app hosts are group app_hosts_group: name the group there, "
+                        "or list the apps and give the one to limit its app_hosts")
     if values["apps"] and "app_path" in given:
         raise UserError(f"app_path of {where} is given for the whole site, but apps are listed{at}",
                         "give each app its path in its entry of apps (`path: /admin`) and remove app_path")
@@ -137,16 +143,53 @@ def _refuse_shared(apps: dict[str, dict], where: str, at: str) -> None:
             seen[value] = name
 
 
+def placed(name: str, v, tier: str, groups: dict[str, list[str]], app_hosts: set[str]) -> dict:
+    """Where each app of host `name` runs (app_hosts: a group of app hosts; empty, every app host):
+    on an app host, the apps its group leaves out (apps_left_out: not declared, so retired if an
+    earlier deploy put them there); on a balancer, each app whose hosts are not all of its upstream,
+    with its own (app_upstreams). `app_hosts` are the hosts an app may run on."""
+    left_out, upstreams = [], {}
+    for app, settings in v.apps.items():
+        group = settings["app_hosts"]
+        if not group:
+            continue
+        where = f"app_hosts of app {app} of host {name} is {group}"
+        fix = f"name a group of app hosts in apps.{app}.app_hosts, or leave app_hosts out (every app host)"
+        if not groups.get(group):
+            raise UserError(f"{where}, a group the inventory does not have (or one without hosts)", fix)
+        strangers = [h for h in groups[group] if h not in app_hosts]
+        if strangers:
+            raise UserError(f"{where}, whose host {strangers[0]} is not an app host (group {v.app_hosts_group})",
+                            f"put only app hosts in group {group}, or {fix}")
+        if tier == "balancer":
+            own = [(host, address) for host, address in v.upstream if host in groups[group]]
+            if own != v.upstream:
+                upstreams[app] = own
+        elif name not in groups[group]:
+            left_out.append(app)
+    if tier != "balancer" and v.apps and len(left_out) == len(v.apps):
+        raise UserError(f"host {name} runs no app: the app_hosts of every app ({', '.join(left_out)}) leave it out",
+                        f"add {name} to the app_hosts group of an app, or take it out of the app hosts")
+    return {"apps_left_out": left_out, "app_upstreams": upstreams}
+
+
 def with_only_app(hosts: list, name: str) -> list:
     """`--app NAME`: the hosts, each with only_app set (the stack then declares that app's release,
-    unit and restart, and leaves the others untouched). NAME must be an app of every app host."""
-    chosen = []
+    unit and restart, and leaves the others untouched); an app host that app's app_hosts leaves out
+    is left alone. NAME must be an app of every app host."""
+    chosen, outside = [], []
     for host in hosts:
+        if name in host.vars.apps_left_out:
+            outside.append(host.name)
+            continue
         names = [a.app_name for a in host.vars.each_app()]
         if name not in names and host.vars.site_tier != "balancer":
             raise UserError(f"--app {name}: host {host.name} has no app {name} (its apps: {', '.join(names)})",
                             "name one of the apps in the inventory's apps (or its app_name), or leave --app out")
         chosen.append(dataclasses.replace(host, vars=host.vars.computed(only_app=name)))
+    if outside and all(host.vars.site_tier == "balancer" for host in chosen):
+        raise UserError(f"--app {name}: app {name} runs on none of the hosts selected (its app_hosts leave out "
+                        f"{', '.join(outside)})", f"select hosts of app {name}'s app_hosts group, or leave --app out")
     return chosen
 
 

@@ -14,7 +14,7 @@ from provisioner.config.kinds import (ABS_PATH, ADDRESS, APP_NAME, BOOL, CONTROL
                                       PY_IDENT, RAW, REL_PATH, SECONDS, SERVER_NAMES, SOCKET, SSH_ARGS, SSH_USER,
                                       UNIX_NAME, URL_DIR, URL_PATH, VAR_NAMES, Kind, integer)
 from provisioner.config.metrics import LOG_FORMAT, SCRAPERS
-from provisioner.config.apps import APP_PATH, APPS, RETIRED
+from provisioner.config.apps import APP_PATH, APPS, GROUP_NAME, RETIRED
 from provisioner.config.topology import FLOATING, SERIAL, UPSTREAM_METHOD, VRRP_PASSWORD, vrrp_password, vrrp_router_id
 from provisioner.errors import UserError
 
@@ -56,6 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("app_root", ABS_PATH, "/srv/{app_name}", "releases under {app_root}/releases/ID, current link", conf=True),
     S("app_env", ENV, {}, "environment of the app (EnvironmentFile, mode 0640)", conf=False),
     S("app_path", APP_PATH, "/", "the URL path prefix nginx routes to the app (its SCRIPT_NAME)", conf=True),
+    S("app_hosts", GROUP_NAME, "", "with apps: the inventory group of app hosts an app runs on (empty: every app host)",
+      conf=False),
     S("apps", APPS, {}, "several apps behind the site: NAME -> its own settings (docs/settings.md)", conf=False),
     S("retired_releases", RETIRED, "keep", "an app no longer in the inventory: its releases kept or removed", conf=False),
     S("keep_releases", POSITIVE, 3, "old releases pruned", most=100, conf=False),
@@ -165,6 +167,8 @@ COMPUTED: tuple[Computed, ...] = (
     Computed("balancers", [], "config/topology.py", "on an app host: the balancers' private addresses"),
     Computed("vrrp_peers", [], "config/topology.py", "on a balancer with floating_address: the other balancers as (name, address)"),
     Computed("vrrp_priority", 0, "config/topology.py", "on a balancer with floating_address: its VRRP priority (inventory order)"),
+    Computed("apps_left_out", [], "config/apps.py", "on an app host: the apps of apps whose app_hosts group leaves it out"),
+    Computed("app_upstreams", {}, "config/apps.py", "on a balancer: each app whose app_hosts differ from upstream, its app hosts"),
     Computed("only_app", "", "config/apps.py", "deploy --app NAME: the one app whose release and unit the deploy declares"),
     Computed("rolling", False, "engine/rolling.py", "deployed in a batch of a roll: the roll puts it back into the traffic"),
 )

@@ -8,6 +8,7 @@ Each host's settings gain three computed values the roles read:
     balancers      on an app host: the balancers' private addresses (what its firewall admits)
     vrrp_peers     on a balancer with floating_address: the other balancers as (name, private_address)
     vrrp_priority  its VRRP priority: the first balancer of the group highest (roles/floating.py)
+    apps_left_out, app_upstreams  where each app runs, by its app_hosts group (config/apps.py placed)
 They come from the whole inventory, not from the hosts a command selects: deploying one app host
 never makes a balancer forget the others.
 """
@@ -21,6 +22,7 @@ import math
 import re
 from typing import Any
 
+from provisioner.config.apps import placed
 from provisioner.config.kinds import Invalid, Kind, text
 from provisioner.errors import UserError
 
@@ -112,9 +114,18 @@ def with_topology(hosts: dict, groups: dict[str, list[str]], refused: set[str] =
         if tier == "balancer" and not refused & set(groups.get(v.app_hosts_group, ())):
             _check_balancer(name, v, upstream)
         lb = [h for h in groups.get(v.lb_group, ()) if tiers.get(h) == "balancer"]
-        out[name] = dataclasses.replace(host, vars=v.computed(site_tier=tier, upstream=upstream, balancers=balancers,
-                                                              **_vrrp(name, v, lb, hosts)))
+        v = v.computed(site_tier=tier, upstream=upstream, balancers=balancers, **_vrrp(name, v, lb, hosts))
+        app_hosts = _app_hosts(v, tiers, groups) | (refused & set(groups.get(v.app_hosts_group, ())))
+        out[name] = dataclasses.replace(host, vars=v.computed(**placed(name, v, tier, groups, app_hosts)))
     return out
+
+
+def _app_hosts(v, tiers: dict[str, str], groups: dict[str, list[str]]) -> set[str]:
+    """The hosts an app of host `v` may be limited to (app_hosts): the site's app hosts behind
+    balancers, else every host that is no balancer."""
+    if v.site_tier == "single":
+        return {h for h, tier in tiers.items() if tier != "balancer"}
+    return {h for h in groups.get(v.app_hosts_group, ()) if tiers.get(h) == "app"}
 
 
 def _vrrp(name: str, v, lb: list[str], hosts: dict) -> dict:

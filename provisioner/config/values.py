@@ -274,10 +274,11 @@ class Vars(Mapping):
         return Vars({**self._values, **values}, self.warnings)
 
     def each_app(self) -> list["Vars"]:
-        """One Vars per app the host runs: each entry of `apps` (its own settings over the site's),
-        or, without apps, these settings themselves (one app named app_name)."""
+        """One Vars per app the host runs: each entry of `apps` (its own settings over the site's) but
+        those its app_hosts leave out, or, without apps, these settings themselves (one app named app_name)."""
         return [Vars({**self._values, **app, "app_name": name}, self.warnings)
-                for name, app in self._values["apps"].items()] or [self]
+                for name, app in self._values["apps"].items()
+                if name not in self._values["apps_left_out"]] or [self]
 
     def __reduce__(self):
         return (Vars, (self._values, self.warnings))

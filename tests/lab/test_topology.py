@@ -17,7 +17,11 @@ side by side (lb2 and app3 run Debian 13), deployed by the real CLI with the def
   request and meets no socket error (each app host drains itself: no balancer reload); a broken
   release stops the roll after its first batch while the site answers, its host left out of the
   traffic until a deploy of its own puts it back; `rollback --serial 1` (issue 23) takes every app
-  host back to its previous release under load, one at a time, with no failed request.
+  host back to its previous release under load, one at a time, with no failed request;
+- several apps behind the balancers (issue 22), last: the site at / on every app host, admin at /admin
+  limited to a group of two app hosts (app_hosts): through a balancer each path answers from its app,
+  admin's requests reach its two hosts only, its unit does not exist on the third; its uWSGI stopped on
+  one of the two, /admin still answers from the other.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 from test_deploy import http, provision
@@ -40,6 +45,7 @@ pytestmark = pytest.mark.lab
 BALANCERS = {"lb1": "bookworm", "lb2": "trixie"}
 APP_HOSTS = {"app1": "bookworm", "app2": "bookworm", "app3": "trixie"}
 CONNECTIONS = 8  # wrk's connections for GET, and as many for POST
+LAB_APPS = Path(__file__).parent / "apps"   # the small Flask apps of the several-apps tests
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +305,49 @@ def test_a_serial_rollback_under_load_fails_no_request(site):
     assert all(h["remote"].get("uploads", 0) == 0 for h in report["hosts"]), report["hosts"]
     assert {h.name: release_of(site, h) for h in site.apps} == previous
     assert answered > 100 and (failed, load.socket_errors) == (0, 0), (answered, failed, load.socket_errors)
+
+
+def test_an_app_limited_to_a_group_of_app_hosts_runs_there_only_and_fails_over_within_it(site):
+    """Last (the site keeps the two apps): site at / on every app host, admin at /admin on group
+    admin_hosts (the last two app hosts) only."""
+    outside, limited = site.apps[0], site.apps[1:]
+    apps = {"site": {"path": "/", "app_source": str(LAB_APPS / "frontpage"), "app_module": "frontpage.wsgi"},
+            "admin": {"path": "/admin", "app_source": str(LAB_APPS / "admin"), "app_module": "admin.wsgi",
+                      "app_hosts": "admin_hosts"}}
+    site.write_inventory(site_vars={"apps": apps}, groups={"admin_hosts": limited})
+    started = time.monotonic()
+    code, reports = site.deploy("-H", "all")
+    print(f"deploy of two apps, one limited, to the 5 hosts: {time.monotonic() - started:.0f} s")
+    assert code == 0, json.dumps(reports, indent=1)[-4000:]
+    units = {h.name: site.run(h, "ls /etc/systemd/system | grep '^uwsgi-'") for h in site.apps}
+    assert "uwsgi-admin" not in units[outside.name] and "uwsgi-site" in units[outside.name], units
+    assert all("uwsgi-admin" in units[h.name] and "uwsgi-site" in units[h.name] for h in limited), units
+
+    def admin_lines(host) -> int:
+        """/admin requests the host's own nginx answered with a 2xx (a 502 of a stopped uWSGI, retried
+        by the balancer on another host, is no answer of the host)."""
+        log = site.log(host)
+        lines = log.read_text().splitlines() if log.exists() else []
+        return sum(line.split()[6].startswith("/admin/") and line.split()[8].startswith("2") for line in lines)
+    before = {h.name: admin_lines(h) for h in site.apps}
+    for _ in range(20):
+        for path, app in (("/admin/healthz", "admin"), ("/healthz", "site")):
+            status, _, body = http(site.balancer.address, path)
+            assert status == 200 and json.loads(body)["app"] == app, (path, status, body)
+    served = {h.name: admin_lines(h) - before[h.name] for h in site.apps}
+    assert served[outside.name] == 0 and all(served[h.name] > 0 for h in limited), served
+
+    # admin's uWSGI stopped on one of its hosts: its host refuses the balancers, /admin answers from the other
+    stopped, other = limited
+    site.run(stopped, "systemctl stop uwsgi-admin")
+    try:
+        before = {h.name: admin_lines(h) for h in limited}
+        for _ in range(20):
+            status, _, body = http(site.balancer.address, "/admin/healthz")
+            assert status == 200 and json.loads(body)["app"] == "admin", (status, body)
+        deadline = time.monotonic() + 5   # nginx logs a request once its answer is sent: the last may lag
+        while admin_lines(other) < before[other.name] + 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (admin_lines(stopped), admin_lines(other)) == (before[stopped.name], before[other.name] + 20)
+    finally:
+        site.run(stopped, "systemctl start uwsgi-admin")

@@ -36,16 +36,20 @@ class Site:
         self.floating = str(ipaddress.ip_address(self.balancer.address) - int(self.balancer.address.split(".")[3]) + 200)
 
     def write_inventory(self, apps: list | None = None, app_source: Path | None = None,
-                        host_vars: dict | None = None) -> None:
+                        host_vars: dict | None = None, site_vars: dict | None = None,
+                        groups: dict[str, list] | None = None) -> None:
+        """The site's inventory: `apps` the app hosts (all by default), `site_vars` more vars for all,
+        `groups` more groups (name -> its hosts)."""
         apps = self.apps if apps is None else apps
         everyone = [*self.balancers, *self.apps]
         data = {"all": {
             "vars": {"ansible_user": "deploy", "ansible_ssh_private_key_file": str(self.balancer.key_file),
                      "floating_address": f"{self.floating}/24",
-                     **({"app_source": str(app_source)} if app_source else {})},
+                     **({"app_source": str(app_source)} if app_source else {}), **(site_vars or {})},
             "hosts": {h.name: {"ansible_host": h.address, **(host_vars or {}).get(h.name, {})} for h in everyone},
             "children": {"lb": {"hosts": {h.name: None for h in self.balancers}},
-                         "app": {"hosts": {h.name: None for h in apps}}}}}
+                         "app": {"hosts": {h.name: None for h in apps}},
+                         **{name: {"hosts": {h.name: None for h in hosts}} for name, hosts in (groups or {}).items()}}}}
         self.inventory.write_text(yaml.safe_dump(data))
 
     def deploy(self, *args) -> tuple[int, dict]:
