@@ -140,7 +140,7 @@ def main_host(lab_base, tmp_path_factory) -> Main:
     assert m.deploy.returncode == 0, m.deploy.stdout + m.deploy.stderr
     assert int(re.search(r"snapshots=(\d+)", watched).group(1)) > 20, watched
     m.argv_seen = remote(m.inventory, name, f"grep -c '{SECRET_GREP}' /run/argv.snap; "
-                                            "grep -c 'apt-get' /run/argv.snap; grep -c 'bin/pip' /run/argv.snap; "
+                                            "grep -c 'apt-get' /run/argv.snap; grep -c 'whl/pip install' /run/argv.snap; "
                                             "grep -c 'systemctl' /run/argv.snap", known_hosts=kh)
     m.release = json.loads(http(host.address, "/healthz")[1])["release"]
     yield m
@@ -403,7 +403,7 @@ def test_killed_and_interrupted_fresh_deploys_converge(lab_hosts, tmp_path):
     inv = write_inv(tmp_path / "inv.yml", [killed, interrupted], deploy_lock_timeout=300)
     # Wait on each host (one connection each) for the moment to strike; the deploys start meanwhile.
     moment = {killed.name: "pgrep -x dpkg >/dev/null",
-              interrupted.name: "pgrep -f '/bin/pip install' >/dev/null"}
+              interrupted.name: "pgrep -f 'whl/pip install' >/dev/null"}
     watchers = {h: start("run", "-H", h, "-i", inv, "--",
                          f"for i in $(seq 2400); do if {cond}; then echo READY; exit 0; fi; sleep 0.05; done")
                 for h, cond in moment.items()}
