@@ -97,16 +97,18 @@ def _hosts(host: str, inventory: Optional[list[str]], ask_become_pass: bool = Fa
 @contextlib.contextmanager
 def _progress():
     """A deploy's progress on stderr: on a terminal, one line per host, redrawn in place; otherwise
-    (CI logs, a pipe) one plain line per event as it happens."""
+    (CI logs, a pipe) one plain line per event as it happens. Silent once Ctrl-C came."""
+    from .remote.session import interrupted
     err = _stream("err")
     if not err.is_terminal:
-        yield lambda name, message: err.print(f"{name}: {message}", markup=False)
+        yield lambda name, message: interrupted() or err.print(f"{name}: {message}", markup=False)
         return
     state: dict[str, str] = {}
     with err.status("starting", spinner="dots") as spinner:
         def progress(name: str, message: str) -> None:
-            state[name] = message
-            spinner.update("\n".join(f"{h}: {m}" for h, m in state.items()))
+            if not interrupted():
+                state[name] = message
+                spinner.update("\n".join(f"{h}: {m}" for h, m in state.items()))
         yield progress
 
 

@@ -44,6 +44,12 @@ def interrupt_all() -> None:
     close_all(list(_open_sessions))
 
 
+def interrupted() -> bool:
+    """Whether Ctrl-C came: a host's thread still running says nothing more (the last words are the
+    interruption's)."""
+    return _interrupted.is_set()
+
+
 def close_all(sessions: list["Session"], seconds: float = 3) -> None:
     """Close connections beside the caller (maybe a signal handler), waiting at most `seconds`:
     a connection that does not close at once must not keep Ctrl-C from ending the program."""

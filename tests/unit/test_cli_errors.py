@@ -280,6 +280,21 @@ def test_ctrl_c_while_hosts_hang_stops_at_once_with_130(tmp_path, listener):
     assert err.splitlines()[-1].startswith("  fix: run the same command again")
 
 
+def test_after_ctrl_c_a_host_still_starting_prints_no_progress(monkeypatch, capsys):
+    """A host's thread that reaches "connecting" after Ctrl-C (a slow machine: once at load 21) must
+    not print below the interruption's last words."""
+    import threading
+
+    from provisioner import cli_common
+    from provisioner.remote import session
+    monkeypatch.setattr(session, "_interrupted", threading.Event())
+    with cli_common._progress() as progress:
+        progress("web1", "connecting")
+        session.interrupt_all()
+        progress("web2", "connecting")
+    assert capsys.readouterr().err.splitlines() == ["web1: connecting"]
+
+
 def test_the_documented_exit_codes():
     from provisioner import errors
     assert (errors.EXIT_OK, errors.EXIT_FAILED, errors.EXIT_USAGE, errors.EXIT_UNREACHABLE,
