@@ -28,6 +28,12 @@ def _row(name: str, s: dict | UserError) -> tuple[str, ...]:
             f"{s['app_memory_bytes'] / 2**20:.0f}" if s["uwsgi"] else "-")
 
 
+def _rows(name: str, s: dict | UserError) -> list[tuple[str, ...]]:
+    """The host's row, then (several apps) a row per app: the requests nginx passed to it."""
+    apps = [] if isinstance(s, UserError) else s.get("apps", [])
+    return [_row(name, s), *(_row(f"  {name}/{a['app']}", a) for a in apps)]
+
+
 def _table(rows: list[tuple[str, ...]]):
     from rich.table import Table
     table = Table(*COLUMNS, box=None, pad_edge=False)
@@ -43,7 +49,8 @@ def top(host: HostOpt, inventory: InvOpt = None,
         json_out: Annotated[bool, typer.Option("--json", help="Samples as JSON lines on stdout.")] = False,
         interval: Annotated[float, typer.Option("--interval", min=0.2, help="Seconds each sample covers.")] = 2.0,
         ask_become_pass: AskPass = False):
-    """A live view of each host: requests/s, 4xx/5xx, latency p50/p99, uWSGI workers, queue, memory."""
+    """A live view of each host (and each of its apps): requests/s, 4xx/5xx, latency p50/p99, uWSGI
+    workers, queue, memory."""
     from rich.live import Live
 
     from .engine.fanout import fan_out
@@ -83,7 +90,7 @@ def top(host: HostOpt, inventory: InvOpt = None,
         with Live(_table([(h.name, "connecting") + ("",) * (len(COLUMNS) - 2) for h in hosts]),
                   console=console, auto_refresh=False) as live:
             while True:
-                live.update(_table([_row(h.name, s) for h, s in zip(hosts, round_of_samples())]),
+                live.update(_table([r for h, s in zip(hosts, round_of_samples()) for r in _rows(h.name, s)]),
                             refresh=True)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
@@ -96,4 +103,4 @@ def _print(console, hosts, samples, json_out: bool) -> None:
         for h, s in zip(hosts, samples):
             print(json.dumps({"host": h.name, **({"error": s.cause} if isinstance(s, UserError) else s)}), flush=True)
     else:
-        console.print(_table([_row(h.name, s) for h, s in zip(hosts, samples)]))
+        console.print(_table([r for h, s in zip(hosts, samples) for r in _rows(h.name, s)]))

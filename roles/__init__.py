@@ -76,10 +76,12 @@ class NginxUwsgi(Stack):
 
     def top(self, v, seconds: float) -> str:
         """nginx's status page (loopback), the access-log lines written meanwhile (nginx's own
-        timing) and the app's uWSGI stats socket, read by one Python run on the host (top-sample.py)."""
-        at = Layout.of(v)
-        _, stats, _ = uwsgi_stats_sockets(deployed_apps(v)[0].uwsgi_socket)   # with apps: the first app's
-        return (cmd("python3", "-", nginx.STATUS_ADDRESS, at.access_log, stats, seconds)
+        timing) and each app's uWSGI stats socket, read by one Python run on the host (top-sample.py).
+        A balancer runs no app: its site's figures only."""
+        apps = [] if v.site_tier == "balancer" else apps_of(v)
+        each = [(a.app_name, f"unix:{a.uwsgi_socket}", uwsgi_stats_sockets(a.uwsgi_socket)[1]) for a in apps]
+        return (cmd("python3", "-", nginx.STATUS_ADDRESS, Layout.of(v).access_log, seconds,
+                    *(arg for app in each for arg in app))
                 + f" <<'PROVISION_PY'\n{(HERE / 'top-sample.py').read_text()}PROVISION_PY")
 
     def status(self, v) -> str:

@@ -1,7 +1,10 @@
 """One sample for `provision top`, taken on the host: SECONDS between two looks at nginx's status page
-and the app's uWSGI stats, and the access-log lines written in between.
+and each app's uWSGI stats, and the access-log lines written in between.
 
-argv: STATUS_ADDRESS (HOST:PORT) ACCESS_LOG STATS_SOCKET SECONDS. Prints one JSON object. Reads only.
+argv: STATUS_ADDRESS (HOST:PORT) ACCESS_LOG SECONDS, then for each app: NAME UPSTREAM STATS_SOCKET
+(UPSTREAM: the address nginx passes the app's requests to, as the log's upstream_addr names it).
+Prints one JSON object: the host's figures, and with several apps each app's under "apps" (its
+requests are the log lines nginx passed to it). Reads only.
 """
 import json
 import os
@@ -9,7 +12,8 @@ import socket
 import sys
 import time
 
-status_address, access_log, stats_socket, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+status_address, access_log, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+apps = [tuple(sys.argv[i:i + 3]) for i in range(4, len(sys.argv), 3)]  # (name, upstream, stats socket)
 status_host, _, status_port = status_address.rpartition(":")
 
 
@@ -25,7 +29,7 @@ def nginx_requests():
     return int(lines[2].split()[2]), int(lines[0].split(":")[1])
 
 
-def uwsgi_stats():
+def uwsgi_stats(stats_socket):
     """uWSGI's stats JSON, or None when its socket does not answer."""
     try:
         with socket.socket(socket.AF_UNIX) as s:
@@ -47,17 +51,43 @@ def rss_bytes(pid):
         return 0
 
 
-def status_and_seconds(line):
+def status_seconds_upstream(line):
     """A line of the site's access log: access_log_format json (an object) or combined with the
-    request time last."""
+    upstream's address quoted and the request time last. The upstream is the last one nginx tried."""
     if line.startswith("{"):
         entry = json.loads(line)
-        return int(entry["status"]), float(entry["request_time"])
-    return int(line.split('"', 2)[2].split()[0]), float(line.rsplit(" ", 1)[1])
+        status, took, upstream = entry["status"], entry["request_time"], entry.get("upstream_addr", "")
+    else:
+        head, took = line.rsplit(" ", 1)
+        status, upstream = line.split('"', 2)[2].split()[0], head[:-1].rpartition('"')[2]
+    return int(status), float(took), upstream.replace(" : ", ", ").rpartition(", ")[2]
 
 
 def percentile(values, share):
     return values[min(len(values) - 1, int(share * len(values)))] if values else None
+
+
+def figures(statuses, timings, stats):
+    """What top shows of some requests (status codes, milliseconds) and of the uWSGI stats of the
+    apps that answered them."""
+    timings = sorted(timings)
+    workers = [w for one in stats for w in one["workers"]]
+    answered = len(statuses) or 1
+    return {
+        "logged": len(statuses),
+        # 499: nginx's note of a client that closed its connection before the answer (as any load
+        # generator does as it stops), not an answer; counted apart.
+        "share_4xx": round(sum(400 <= s < 500 and s != 499 for s in statuses) / answered, 4),
+        "share_5xx": round(sum(s >= 500 for s in statuses) / answered, 4),
+        "share_client_closed": round(sum(s == 499 for s in statuses) / answered, 4),
+        "p50_ms": percentile(timings, 0.50),
+        "p99_ms": percentile(timings, 0.99),
+        "workers_busy": sum(w.get("status") == "busy" for w in workers),
+        "workers_idle": sum(w.get("status") == "idle" for w in workers),
+        "listen_queue": sum(one.get("listen_queue", 0) for one in stats) if stats else None,
+        "app_memory_bytes": sum(rss_bytes(w["pid"]) for w in workers) + sum(rss_bytes(one["pid"]) for one in stats),
+        "uwsgi": bool(stats),
+    }
 
 
 started = time.monotonic()
@@ -70,35 +100,24 @@ except OSError:
 time.sleep(seconds)
 requests_after, active = nginx_requests()
 took = time.monotonic() - started
-statuses, timings = [], []
+lines = []  # (status, milliseconds, upstream)
 for line in (log.read().decode(errors="replace").splitlines() if log else []):
     try:
-        status, request_seconds = status_and_seconds(line)
+        status, request_seconds, upstream = status_seconds_upstream(line)
     except (IndexError, KeyError, TypeError, ValueError):
         continue  # a line of another format
-    timings.append(request_seconds * 1000)
-    statuses.append(status)
-timings.sort()
-stats = uwsgi_stats()
-workers = stats["workers"] if stats else []
-answered = len(statuses) or 1
+    lines.append((status, request_seconds * 1000, upstream))
+stats = {name: uwsgi_stats(stats_socket) for name, _, stats_socket in apps}
+sample = {"seconds": round(took, 3), "requests_per_s": round((requests_after - requests_before - 1) / took, 1),
+          "active_connections": active,
+          **figures([s for s, _, _ in lines], [t for _, t, _ in lines], [x for x in stats.values() if x])}
+if len(apps) > 1:
+    sample["apps"] = []
+    for name, upstream, _ in apps:
+        passed = [(s, t) for s, t, u in lines if u == upstream]
+        sample["apps"].append({"app": name, "requests_per_s": round(len(passed) / took, 1),
+                               **figures([s for s, _ in passed], [t for _, t in passed],
+                                         [stats[name]] if stats[name] else [])})
 cpu = os.times()
-print(json.dumps({
-    "seconds": round(took, 3),
-    "requests_per_s": round((requests_after - requests_before - 1) / took, 1),
-    "active_connections": active,
-    "logged": len(statuses),
-    # 499: nginx's note of a client that closed its connection before the answer (as any load
-    # generator does as it stops), not an answer; counted apart.
-    "share_4xx": round(sum(400 <= s < 500 and s != 499 for s in statuses) / answered, 4),
-    "share_5xx": round(sum(s >= 500 for s in statuses) / answered, 4),
-    "share_client_closed": round(sum(s == 499 for s in statuses) / answered, 4),
-    "p50_ms": percentile(timings, 0.50),
-    "p99_ms": percentile(timings, 0.99),
-    "workers_busy": sum(w.get("status") == "busy" for w in workers),
-    "workers_idle": sum(w.get("status") == "idle" for w in workers),
-    "listen_queue": stats.get("listen_queue") if stats else None,
-    "app_memory_bytes": sum(rss_bytes(w["pid"]) for w in workers) + (rss_bytes(stats["pid"]) if stats else 0),
-    "uwsgi": stats is not None,
-    "sampler_cpu_seconds": round(cpu.user + cpu.system, 4),
-}))
+sample["sampler_cpu_seconds"] = round(cpu.user + cpu.system, 4)
+print(json.dumps(sample))

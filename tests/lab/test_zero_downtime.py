@@ -262,6 +262,33 @@ def test_three_apps_each_answer_at_their_path_and_build_prefixed_links(site):
     print(on_host(site, inventory, APP_MEMORY))
 
 
+def test_top_gives_each_app_the_requests_nginx_passed_to_it(site):
+    """`top` on a host of three apps: a row per app, its requests the log lines whose upstream is its
+    socket. Requests go to admin and accounts 2:1 during the whole sample, none to the site app."""
+    inventory = apps_inventory(site, "apps")
+    stop = threading.Event()
+
+    def requests():
+        while not stop.is_set():
+            for path in ("/admin/healthz", "/admin/healthz", "/user/7"):
+                get(site.host.address, path)
+    sender = threading.Thread(target=requests)
+    sender.start()
+    try:
+        top = provision(site, "top", "-H", site.host.name, "-i", str(inventory), "--once", "--json", "--interval", "3")
+    finally:
+        stop.set()
+        sender.join()
+    assert top.returncode == 0, top.stdout + top.stderr
+    sample = json.loads(top.stdout)
+    apps = {a["app"]: a for a in sample["apps"]}
+    admin, accounts = apps["admin"]["logged"], apps["accounts"]["logged"]
+    assert accounts >= 10 and abs(admin - 2 * accounts) <= 2, apps
+    assert apps["site"]["logged"] == 0 and sample["logged"] == admin + accounts, sample
+    assert all(a["uwsgi"] and a["workers_busy"] + a["workers_idle"] > 0 for a in apps.values()), apps
+    assert apps["accounts"]["workers_busy"] + apps["accounts"]["workers_idle"] == 4, "its own uWSGI's 4 workers"
+
+
 def test_one_apps_release_under_load_restarts_only_that_app(site):
     inventory = apps_inventory(site, "apps")
     before = main_pids(site, inventory)

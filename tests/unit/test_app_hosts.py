@@ -114,7 +114,8 @@ def test_nginx_accepts_a_balancer_with_limited_apps(tmp_path, entry):
 @pytest.mark.parametrize("name", ["single", "apps"])
 def test_without_a_limited_app_a_balancer_renders_as_before(tmp_path, name):
     """The fixtures were rendered by the code before app_hosts existed (a single app; three apps, one
-    of its own server_name): a balancer without limited apps writes the same bytes."""
+    of its own server_name; since then only the access log's format gained the upstream): a balancer
+    without limited apps writes the same bytes."""
     v = resolve({"server_name": "api.example.com"}, where="host lb1", base_dir=PROJECT_ROOT) \
         if name == "single" else vhosts()
     written = files(v.computed(site_tier="balancer", upstream=[("app1", "10.0.0.11"), ("app2", "10.0.0.12")]))

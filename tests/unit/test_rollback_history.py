@@ -149,21 +149,24 @@ def test_only_runs_that_reached_the_host_and_did_something_enter_its_history():
         "rollback", "failed", "release 'x' is not kept", [])
 
 
-def combined_line(status: int, took: str) -> str:
-    return f'1.2.3.4 - - [x] "GET / HTTP/1.1" {status} 5 "-" "a b c" {took}\n'
+ADMIN, SITE = "unix:/run/admin/uwsgi.sock", "unix:/run/site/uwsgi.sock"
 
 
-def json_line(status: int, took: str) -> str:
+def combined_line(status: int, took: str, upstream: str = SITE) -> str:
+    return f'1.2.3.4 - - [x] "GET / HTTP/1.1" {status} 5 "-" "a b c" "{upstream}" {took}\n'
+
+
+def json_line(status: int, took: str, upstream: str = SITE) -> str:
     """access_log_format json, as nginx's escape=json writes it (a quote in the user agent escaped)."""
     return ('{"time":"2026-01-01T00:00:00+00:00","remote_addr":"1.2.3.4","method":"GET","uri":"/",'
-            f'"status":{status},"body_bytes_sent":5,"request_time":{took},"user_agent":"a \\"b\\" c"}}\n')
+            f'"status":{status},"body_bytes_sent":5,"request_time":{took},"upstream_addr":"{upstream}",'
+            '"user_agent":"a \\"b\\" c"}\n')
 
 
-@pytest.mark.parametrize("log_line", [combined_line, json_line], ids=["combined", "json"])
-def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stats_socket(tmp_path, log_line):
+def top_sample(tmp_path, lines: list[str], apps: dict[str, tuple[str, dict]]) -> dict:
     """roles/top-sample.py against stand-ins on loopback: a stub_status page counting 120 requests
-    more, 4 log lines appended during the sample (one of another format) in either access_log_format,
-    a uWSGI stats socket."""
+    more, `lines` appended to the access log during the sample, and for each app (name -> its
+    upstream and the stats its uWSGI socket answers) a stats socket."""
     import socket
     import threading
     import time
@@ -171,9 +174,11 @@ def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stat
     counts = iter([100, 221])
     first_look = threading.Event()
     server = socket.create_server(("127.0.0.1", 0))
-    stats = socket.socket(socket.AF_UNIX)
-    stats.bind(str(tmp_path / "stats.sock"))
-    stats.listen()
+    sockets = {}
+    for name in apps:
+        sockets[name] = socket.socket(socket.AF_UNIX)
+        sockets[name].bind(str(tmp_path / f"{name}.sock"))
+        sockets[name].listen()
 
     def nginx():
         for _ in range(2):
@@ -184,10 +189,9 @@ def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stat
             conn.close()
             first_look.set()
 
-    def uwsgi():
-        conn, _ = stats.accept()
-        conn.sendall(json.dumps({"pid": 1, "listen_queue": 3, "workers": [
-            {"pid": 1, "status": "busy"}, {"pid": 1, "status": "idle"}, {"pid": 1, "status": "idle"}]}).encode())
+    def uwsgi(name):
+        conn, _ = sockets[name].accept()
+        conn.sendall(json.dumps(apps[name][1]).encode())
         conn.close()
 
     log = tmp_path / "access.log"
@@ -197,21 +201,35 @@ def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stat
         first_look.wait(20)
         time.sleep(0.4)  # the sampler went to the log's end as the first look ended; it reads at 1 s
         with log.open("a") as f:
-            for status, took in ((200, "0.010"), (404, "0.020"), (503, "0.400"), (499, "0.001")):
-                f.write(log_line(status, took))
-            f.write('1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "old format"\n')
+            f.writelines(lines)
 
-    threads = [threading.Thread(target=t) for t in (nginx, uwsgi, write_log)]
+    threads = [threading.Thread(target=t) for t in (nginx, write_log)]
+    threads += [threading.Thread(target=uwsgi, args=(name,)) for name in apps]
     for t in threads:
         t.start()
     address = f"127.0.0.1:{server.getsockname()[1]}"
-    out = subprocess.run(["python3", str(PROJECT_ROOT / "roles" / "top-sample.py"), address, str(log),
-                          str(tmp_path / "stats.sock"), "1"], capture_output=True, text=True, timeout=30)
+    each = [arg for name, (upstream, _) in apps.items() for arg in (name, upstream, str(tmp_path / f"{name}.sock"))]
+    out = subprocess.run(["python3", str(PROJECT_ROOT / "roles" / "top-sample.py"), address, str(log), "1", *each],
+                         capture_output=True, text=True, timeout=30)
     for t in threads:
         t.join()
     server.close()
-    stats.close()
-    sample = json.loads(out.stdout)
+    for s in sockets.values():
+        s.close()
+    return json.loads(out.stdout)
+
+
+def workers(busy: int, idle: int) -> list[dict]:
+    return [{"pid": 1, "status": "busy"}] * busy + [{"pid": 1, "status": "idle"}] * idle
+
+
+@pytest.mark.parametrize("log_line", [combined_line, json_line], ids=["combined", "json"])
+def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stats_socket(tmp_path, log_line):
+    """One app; 4 log lines during the sample in either access_log_format, one of another format."""
+    lines = [log_line(status, took) for status, took in ((200, "0.010"), (404, "0.020"), (503, "0.400"),
+                                                           (499, "0.001"))]
+    lines.append('1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "old format"\n')
+    sample = top_sample(tmp_path, lines, {"site": (SITE, {"pid": 1, "listen_queue": 3, "workers": workers(1, 2)})})
     assert 1 <= sample["seconds"] < 10, "the sample's own length, never a logged request's time"
     assert sample["requests_per_s"] == pytest.approx(120 / sample["seconds"], rel=0.01)
     assert (sample["logged"], sample["share_4xx"], sample["share_5xx"], sample["share_client_closed"]) == (
@@ -220,3 +238,22 @@ def test_top_sample_reads_the_status_page_the_log_written_meanwhile_and_the_stat
     assert (sample["workers_busy"], sample["workers_idle"], sample["listen_queue"], sample["active_connections"]) == (
         1, 2, 3, 7)
     assert sample["app_memory_bytes"] > 0 and sample["sampler_cpu_seconds"] > 0
+    assert "apps" not in sample, "one app: the host's row is the app's"
+
+
+@pytest.mark.parametrize("log_line", [combined_line, json_line], ids=["combined", "json"])
+def test_top_sample_splits_the_requests_by_the_app_nginx_passed_them_to(tmp_path, log_line):
+    """Two apps: each app's figures are the log lines whose upstream is its socket (a static file
+    nginx answered itself, upstream "-", counts for the host only) and its own uWSGI's stats."""
+    lines = [log_line(200, "0.010", ADMIN), log_line(500, "0.300", ADMIN), log_line(404, "0.020"),
+             log_line(200, "0.001", "-")]
+    sample = top_sample(tmp_path, lines, {
+        "admin": (ADMIN, {"pid": 1, "listen_queue": 2, "workers": workers(2, 0)}),
+        "site": (SITE, {"pid": 1, "listen_queue": 1, "workers": workers(0, 3)})})
+    assert (sample["logged"], sample["workers_busy"], sample["workers_idle"], sample["listen_queue"]) == (4, 2, 3, 3)
+    admin, site = sample["apps"]
+    assert (admin["app"], admin["logged"], admin["share_5xx"], admin["p99_ms"]) == ("admin", 2, 0.5, pytest.approx(300))
+    assert admin["requests_per_s"] == pytest.approx(2 / sample["seconds"], rel=0.01)
+    assert (admin["workers_busy"], admin["workers_idle"], admin["listen_queue"]) == (2, 0, 2)
+    assert (site["app"], site["logged"], site["share_4xx"], site["workers_idle"], site["listen_queue"]) == (
+        "site", 1, 1.0, 3, 1)
