@@ -101,7 +101,10 @@ def _progress():
     from .remote.session import interrupted
     err = _stream("err")
     if not err.is_terminal:
-        yield lambda name, message: interrupted() or err.print(f"{name}: {message}", markup=False)
+        def line(name: str, message: str) -> None:
+            if not interrupted():
+                err.print(f"{name}: {message}", markup=False)
+        yield line
         return
     state: dict[str, str] = {}
     with err.status("starting", spinner="dots") as spinner:

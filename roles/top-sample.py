@@ -67,10 +67,10 @@ def percentile(values, share):
     return values[min(len(values) - 1, int(share * len(values)))] if values else None
 
 
-def figures(statuses, timings, stats):
-    """What top shows of some requests (status codes, milliseconds) and of the uWSGI stats of the
+def figures(requests, stats):
+    """What top shows of some requests ((status, milliseconds) each) and of the uWSGI stats of the
     apps that answered them."""
-    timings = sorted(timings)
+    statuses, timings = [status for status, _ in requests], sorted(ms for _, ms in requests)
     workers = [w for one in stats for w in one["workers"]]
     answered = len(statuses) or 1
     return {
@@ -107,17 +107,15 @@ for line in (log.read().decode(errors="replace").splitlines() if log else []):
     except (IndexError, KeyError, TypeError, ValueError):
         continue  # a line of another format
     lines.append((status, request_seconds * 1000, upstream))
-stats = {name: uwsgi_stats(stats_socket) for name, _, stats_socket in apps}
+stats = {name: answer for name, _, stats_socket in apps if (answer := uwsgi_stats(stats_socket))}  # those that answer
 sample = {"seconds": round(took, 3), "requests_per_s": round((requests_after - requests_before - 1) / took, 1),
-          "active_connections": active,
-          **figures([s for s, _, _ in lines], [t for _, t, _ in lines], [x for x in stats.values() if x])}
+          "active_connections": active, **figures([(s, ms) for s, ms, _ in lines], list(stats.values()))}
 if len(apps) > 1:
     sample["apps"] = []
     for name, upstream, _ in apps:
-        passed = [(s, t) for s, t, u in lines if u == upstream]
+        passed = [(s, ms) for s, ms, to in lines if to == upstream]
         sample["apps"].append({"app": name, "requests_per_s": round(len(passed) / took, 1),
-                               **figures([s for s, _ in passed], [t for _, t in passed],
-                                         [stats[name]] if stats[name] else [])})
+                               **figures(passed, [stats[name]] if name in stats else [])})
 cpu = os.times()
 sample["sampler_cpu_seconds"] = round(cpu.user + cpu.system, 4)
 print(json.dumps(sample))
