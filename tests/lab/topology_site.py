@@ -98,22 +98,17 @@ class Site:
         assert common.wait_pid_gone(rec["launcher_pid"], 60), f"{host.name} did not power off"
 
     def power_on(self, host) -> None:
-        """Start the container again. A launcher seen dead before it logged its start happened in 2 CI
-        runs under load, cause not found (the error names its exit status): then it is started once
-        more, and the first failure is printed."""
-        for attempt in (1, 2):
-            with lab.state.global_lock():
-                st = lab.state.load_state(self.instance)
-                rec = st["hosts"][host.name]
-                lab_hosts_mod.launch(rec)
-                lab.state.save_state(self.instance, st)
-            try:
-                lab_hosts_mod.wait_ready(rec)
-                return
-            except RuntimeError as e:
-                if attempt == 2 or "exited while booting" not in str(e):
-                    raise
-                print(f"power_on {host.name}: {e}")
+        """Start the container again (launched once more if its launcher dies while booting: hosts.boot)."""
+        with lab.state.global_lock():
+            st = lab.state.load_state(self.instance)
+            rec = st["hosts"][host.name]
+            lab_hosts_mod.launch(rec)
+            lab.state.save_state(self.instance, st)
+        lab_hosts_mod.boot(rec)
+        with lab.state.global_lock():  # a second launch has a launcher of its own
+            st = lab.state.load_state(self.instance)
+            st["hosts"][host.name] = rec
+            lab.state.save_state(self.instance, st)
 
 
 def in_namespace(site, host, *argv: str) -> subprocess.CompletedProcess:

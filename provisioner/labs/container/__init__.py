@@ -321,7 +321,7 @@ def _create_hosts(st: dict, wanted: list[str], release: str | None, log: Log) ->
             hosts.launch(rec)
         state.save_state(instance, st)
         with ThreadPoolExecutor(max_workers=len(made)) as ex:
-            waits = list(ex.map(hosts.wait_ready, made))
+            waits = list(ex.map(hosts.boot, made))
         for rec, w in zip(made, waits):
             rec["ready_seconds"] = round(w, 2)
             log(f"{rec['name']} ({rec['address']}) ready in {w:.2f} s")
